@@ -1,0 +1,23 @@
+//! Checkpoints: settings, the coordinator's decisions, barrier alignment, and what is stored.
+//!
+//! - [`options`]: `CheckpointConfig`, Flink's settings and defaults.
+//! - [`coordinator`]: the pure state machine deciding when to trigger, when a checkpoint is
+//!   complete, when it has failed, and what the failure count means.
+//! - [`aligner`]: per-subtask barrier alignment (exactly-once) or tracking (at-least-once).
+//! - [`metadata`]: what `_metadata` holds, and its versioned file format.
+//! - [`paths`]: the one place that builds storage paths.
+//! - [`storage`]: writing and reading state and metadata through opendal.
+//! - [`retention`]: which completed checkpoints to keep.
+
+pub mod aligner;
+pub mod coordinator;
+pub mod metadata;
+pub mod options;
+pub mod paths;
+pub mod retention;
+pub mod storage;
+
+pub use options::{
+    CheckpointConfig, CheckpointingMode, ExternalizedRetention, InvalidCheckpointConfig,
+    StorageConfig,
+};

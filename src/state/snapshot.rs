@@ -1,0 +1,1 @@
+//! OWNER: state helper — placeholder until implemented.
