@@ -10,9 +10,13 @@
 //! - [`checkpoint`]: settings, the coordinator's decisions, barrier alignment, storage.
 //! - [`state`]: keyed state in key groups, operator state, snapshots.
 //! - [`restart`]: restart strategies.
+//! - [`status`]: job status (Flink's names).
+//! - [`format`]: magic/version/checksum framing of every persisted blob.
 
 pub mod checkpoint;
 pub mod element;
+pub mod format;
 pub mod ids;
 pub mod restart;
+pub mod status;
 pub mod state;

@@ -1,0 +1,1 @@
+//! OWNER: coordinator helper — placeholder until implemented.
