@@ -1,1 +1,692 @@
-//! OWNER: state helper — placeholder until implemented.
+//! Keyed state: per-key values, lists, maps and reductions, scoped to the current key.
+//!
+//! A keyed operator subtask owns one [`KeyedStateStore<K>`] for its [`KeyGroupRange`]. User
+//! code registers each state by name in `open` ([`KeyedStateStore::value`], `list`, `map`,
+//! `reducing`) and keeps the typed handle ([`ValueState`], [`ListState`], [`MapState`],
+//! [`ReducingState`]). Before each record the runtime calls
+//! [`KeyedStateStore::set_current_key`], which hashes the key once with the stable hash and
+//! finds its key group; every handle call then reads or writes that key's entry in that
+//! group's map — one hash probe on typed data, no serialisation.
+//!
+//! At a barrier, [`KeyedStateStore::snapshot`] writes every state, key group by key group, into
+//! one blob ([`super::snapshot::KeyedStateSnapshot`]). [`KeyedStateStore::restore`] reads the
+//! blobs of any number of old subtasks and keeps the key groups of this store's range, which is
+//! how a job is rescaled. A restored state that user code has not registered yet is kept as
+//! bytes, typed when it is registered, and written back unchanged by the next snapshot if it
+//! never is.
+//!
+//! The storage behind the handles is chosen by [`StateBackendKind`]; see [`super::table`] for
+//! the backend interface and how the embedded on-disk backend plugs in.
+
+use std::any::Any;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt;
+use std::hash::Hash;
+use std::str::FromStr;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use super::error::{DecodeLocation, StateError};
+use super::heap::{HeapGroups, ListTable, MapTable, ReducingTable, ValueTable};
+use super::key_group::{key_group_for_hash, stable_hash, KeyGroupRange};
+use super::next_store_id;
+use super::snapshot::{KeyGroupChunks, KeyedStateMeta, KeyedStateSnapshot, StateChunk, KEYED_WHAT};
+use super::table::{CurrentKey, GroupLayout, HashedKey, KeyedTable, TableRestoreError};
+
+use super::handles::StateId;
+pub use super::handles::{ListState, MapState, ReducingState, ValueState};
+pub use super::snapshot::KeyedStateKind;
+
+/// What a key of keyed state (or of a map state's entries) must be.
+pub trait StateKey: Hash + Eq + Clone + Serialize + DeserializeOwned + Send + 'static {}
+impl<T: Hash + Eq + Clone + Serialize + DeserializeOwned + Send + 'static> StateKey for T {}
+
+/// What a value of state must be.
+pub trait StateValue: Clone + Serialize + DeserializeOwned + Send + 'static {}
+impl<T: Clone + Serialize + DeserializeOwned + Send + 'static> StateValue for T {}
+
+/// Where keyed state lives (Flink's `state.backend.type`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum StateBackendKind {
+    /// Typed values in hash maps in memory; full snapshots.
+    #[default]
+    HashMap,
+}
+
+impl StateBackendKind {
+    /// The configuration name (`hashmap`).
+    pub fn name(self) -> &'static str {
+        match self {
+            StateBackendKind::HashMap => "hashmap",
+        }
+    }
+}
+
+impl fmt::Display for StateBackendKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for StateBackendKind {
+    type Err = StateError;
+    fn from_str(s: &str) -> Result<Self, StateError> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "hashmap" => Ok(StateBackendKind::HashMap),
+            _ => Err(StateError::UnknownBackend {
+                name: s.to_string(),
+                expected: "hashmap",
+            }),
+        }
+    }
+}
+
+/// A registered state.
+struct Registered<K> {
+    name: String,
+    table: Box<dyn KeyedTable<K>>,
+}
+
+impl<K: StateKey> Registered<K> {
+    fn describe(&self) -> String {
+        format!(
+            "registered as {}<{}>",
+            self.table.kind().handle_name(),
+            self.table.value_type()
+        )
+    }
+}
+
+/// A restored state nobody has registered yet: its recorded meta and its chunks by key group.
+#[derive(Clone, Debug)]
+struct Pending {
+    meta: KeyedStateMeta,
+    groups: BTreeMap<u32, Vec<u8>>,
+}
+
+/// The keyed state of one operator subtask (see the module docs).
+pub struct KeyedStateStore<K> {
+    id: u64,
+    operator_uid: String,
+    key_groups: KeyGroupRange,
+    max_parallelism: u32,
+    backend: StateBackendKind,
+    current: Option<CurrentKey<K>>,
+    states: Vec<Registered<K>>,
+    by_name: HashMap<String, u32>,
+    pending: BTreeMap<String, Pending>,
+}
+
+impl<K> fmt::Debug for KeyedStateStore<K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyedStateStore")
+            .field("operator_uid", &self.operator_uid)
+            .field("key_groups", &self.key_groups)
+            .field("max_parallelism", &self.max_parallelism)
+            .field("backend", &self.backend)
+            .field(
+                "states",
+                &self.states.iter().map(|s| &s.name).collect::<Vec<_>>(),
+            )
+            .field("pending", &self.pending.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<K: StateKey> KeyedStateStore<K> {
+    /// An empty store for the subtask of operator `operator_uid` that owns `key_groups` of
+    /// `max_parallelism`.
+    ///
+    /// # Panics
+    ///
+    /// If `key_groups` does not fit in `max_parallelism` (the job graph computes both).
+    pub fn new(
+        operator_uid: &str,
+        key_groups: KeyGroupRange,
+        max_parallelism: u32,
+        backend: StateBackendKind,
+    ) -> Self {
+        assert!(
+            max_parallelism > 0 && key_groups.end() <= max_parallelism,
+            "operator `{operator_uid}`: {key_groups} do not fit max parallelism {max_parallelism}"
+        );
+        Self {
+            id: next_store_id(),
+            operator_uid: operator_uid.to_string(),
+            key_groups,
+            max_parallelism,
+            backend,
+            current: None,
+            states: Vec::new(),
+            by_name: HashMap::new(),
+            pending: BTreeMap::new(),
+        }
+    }
+
+    /// The operator this store belongs to.
+    pub fn operator_uid(&self) -> &str {
+        &self.operator_uid
+    }
+
+    /// The key groups this store owns.
+    pub fn key_groups(&self) -> KeyGroupRange {
+        self.key_groups
+    }
+
+    /// The number of key groups of the operator.
+    pub fn max_parallelism(&self) -> u32 {
+        self.max_parallelism
+    }
+
+    /// The backend behind the handles.
+    pub fn backend(&self) -> StateBackendKind {
+        self.backend
+    }
+
+    /// Registers (or returns the already registered) value state `name`.
+    ///
+    /// # Errors
+    ///
+    /// [`StateError::Incompatible`] if `name` is registered or was restored as another kind or
+    /// type; [`StateError::Decode`] if restored entries do not decode as `V`.
+    pub fn value<V: StateValue>(&mut self, name: &str) -> Result<ValueState<V>, StateError> {
+        let n = self.key_groups.len();
+        self.register(name, || ValueTable::<K, V> {
+            data: HeapGroups::new(n),
+        })
+        .map(ValueState::new)
+    }
+
+    /// Registers (or returns) list state `name`. Errors as for [`KeyedStateStore::value`].
+    pub fn list<V: StateValue>(&mut self, name: &str) -> Result<ListState<V>, StateError> {
+        let n = self.key_groups.len();
+        self.register(name, || ListTable::<K, V> {
+            data: HeapGroups::new(n),
+        })
+        .map(ListState::new)
+    }
+
+    /// Registers (or returns) map state `name`. Errors as for [`KeyedStateStore::value`].
+    pub fn map<UK: StateKey, UV: StateValue>(
+        &mut self,
+        name: &str,
+    ) -> Result<MapState<UK, UV>, StateError> {
+        let n = self.key_groups.len();
+        self.register(name, || MapTable::<K, UK, UV> {
+            data: HeapGroups::new(n),
+        })
+        .map(MapState::new)
+    }
+
+    /// Registers (or returns) reducing state `name`, combining values with `reduce`.
+    ///
+    /// Registering an existing reducing state again returns its handle and keeps the function
+    /// it was first registered with. Errors as for [`KeyedStateStore::value`].
+    pub fn reducing<V: StateValue>(
+        &mut self,
+        name: &str,
+        reduce: impl Fn(&V, &V) -> V + Send + 'static,
+    ) -> Result<ReducingState<V>, StateError> {
+        let n = self.key_groups.len();
+        self.register(name, move || ReducingTable::<K, V> {
+            data: HeapGroups::new(n),
+            reduce: Box::new(reduce),
+        })
+        .map(ReducingState::new)
+    }
+
+    fn register<T: KeyedTable<K>>(
+        &mut self,
+        name: &str,
+        make: impl FnOnce() -> T,
+    ) -> Result<StateId, StateError> {
+        if let Some(&index) = self.by_name.get(name) {
+            let existing = &self.states[index as usize];
+            if (existing.table.as_ref() as &dyn Any).is::<T>() {
+                return Ok(StateId::new(self.id, index));
+            }
+            let requested = make();
+            return Err(self.incompatible(name, existing.describe(), &requested));
+        }
+        let mut table = make();
+        if let Some(pending) = self.pending.get(name) {
+            if pending.meta.kind != table.kind() {
+                let existing = format!("restored as {}", pending.meta.describe());
+                return Err(self.incompatible(name, existing, &table));
+            }
+            let chunks: Vec<(u32, &[u8])> = pending
+                .groups
+                .iter()
+                .map(|(&kg, b)| (kg, b.as_slice()))
+                .collect();
+            let prepared = table
+                .prepare_restore(&self.layout(), &chunks)
+                .map_err(|e| self.restore_error(name, &pending.meta, &table, e))?;
+            table.commit_restore(prepared);
+            self.pending.remove(name);
+        }
+        let index = self.states.len() as u32;
+        self.states.push(Registered {
+            name: name.to_string(),
+            table: Box::new(table),
+        });
+        self.by_name.insert(name.to_string(), index);
+        Ok(StateId::new(self.id, index))
+    }
+
+    fn incompatible(
+        &self,
+        name: &str,
+        existing: String,
+        requested: &dyn KeyedTable<K>,
+    ) -> StateError {
+        StateError::Incompatible {
+            operator: self.operator_uid.clone(),
+            state: name.to_string(),
+            existing,
+            requested: format!(
+                "{}<{}>",
+                requested.kind().handle_name(),
+                requested.value_type()
+            ),
+        }
+    }
+
+    fn restore_error(
+        &self,
+        name: &str,
+        saved: &KeyedStateMeta,
+        table: &dyn KeyedTable<K>,
+        e: TableRestoreError,
+    ) -> StateError {
+        match e {
+            TableRestoreError::Decode { key_group, source } => StateError::Decode {
+                operator: self.operator_uid.clone(),
+                state: name.to_string(),
+                location: DecodeLocation::KeyGroup(key_group),
+                requested: format!(
+                    "{}<{}> keyed by {}",
+                    table.kind().handle_name(),
+                    table.value_type(),
+                    std::any::type_name::<K>()
+                ),
+                saved: format!("{} keyed by {}", saved.describe(), saved.key_type),
+                source: Box::new(source),
+            },
+            TableRestoreError::KeyGroupMoved { saved, actual } => StateError::KeyGroupMoved {
+                operator: self.operator_uid.clone(),
+                state: name.to_string(),
+                saved,
+                actual,
+            },
+        }
+    }
+
+    fn layout(&self) -> GroupLayout {
+        GroupLayout {
+            range: self.key_groups,
+            max_parallelism: self.max_parallelism,
+        }
+    }
+
+    /// Scopes every handle to `key`, computing its key group.
+    ///
+    /// # Panics
+    ///
+    /// If `key`'s group is outside this store's range: the key-by partitioner sent it to the
+    /// wrong subtask, and writing it here would lose it at the next rescale. This is a bug in
+    /// the runtime, not in user code, so it panics (always, not only in debug builds: the
+    /// check is two comparisons) rather than returning an error every caller must handle.
+    #[inline]
+    pub fn set_current_key(&mut self, key: K) {
+        let hash = stable_hash(&key);
+        let key_group = key_group_for_hash(hash, self.max_parallelism);
+        self.set_current(key, hash, key_group);
+    }
+
+    /// Like [`KeyedStateStore::set_current_key`], with the key group the caller already
+    /// computed. That it is `key`'s group is checked in debug builds only.
+    ///
+    /// # Panics
+    ///
+    /// If `key_group` is outside this store's range (always), or is not `key`'s group (debug
+    /// builds).
+    #[inline]
+    pub fn set_current_key_in_group(&mut self, key: K, key_group: u32) {
+        let hash = stable_hash(&key);
+        debug_assert_eq!(
+            key_group_for_hash(hash, self.max_parallelism),
+            key_group,
+            "operator `{}`: the key passed with key group {key_group} belongs to another group",
+            self.operator_uid
+        );
+        self.set_current(key, hash, key_group);
+    }
+
+    #[inline]
+    fn set_current(&mut self, key: K, hash: u64, key_group: u32) {
+        let Some(offset) = self.key_groups.offset_of(key_group) else {
+            self.foreign_key_group(key_group)
+        };
+        self.current = Some(CurrentKey {
+            key: HashedKey { hash, key },
+            key_group,
+            offset,
+        });
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn foreign_key_group(&self, key_group: u32) -> ! {
+        panic!(
+            "operator `{}` owns {} but was given a key of key group {key_group}: the key-by \
+             partitioner routed it to the wrong subtask",
+            self.operator_uid, self.key_groups
+        )
+    }
+
+    /// The key the handles are scoped to.
+    pub fn current_key(&self) -> Option<&K> {
+        self.current.as_ref().map(|c| &c.key.key)
+    }
+
+    /// The current key's group.
+    pub fn current_key_group(&self) -> Option<u32> {
+        self.current.as_ref().map(|c| c.key_group)
+    }
+
+    /// Number of distinct keys with any state in a registered state. Restored states that are
+    /// not registered yet are not counted (their keys are still bytes). Costs a pass over all
+    /// keys; for tests and statistics.
+    pub fn len(&self) -> usize {
+        match self.states.as_slice() {
+            [] => 0,
+            [only] => only.table.key_count(),
+            all => {
+                let mut keys: HashSet<&HashedKey<K>, super::table::PrehashedBuildHasher> =
+                    HashSet::default();
+                for s in all {
+                    s.table.for_each_key(&mut |k| {
+                        keys.insert(k);
+                    });
+                }
+                keys.len()
+            }
+        }
+    }
+
+    /// Whether no registered state holds anything.
+    pub fn is_empty(&self) -> bool {
+        self.states.iter().all(|s| s.table.key_count() == 0)
+    }
+
+    /// Serialises every state (registered or restored-but-unregistered) into one framed blob
+    /// that records, per key group, each state's entries (see [`super::snapshot`]).
+    ///
+    /// # Errors
+    ///
+    /// [`StateError::Encode`] if a value cannot be serialised as MessagePack.
+    pub fn snapshot(&self) -> Result<Vec<u8>, StateError> {
+        let mut metas: Vec<KeyedStateMeta> = self
+            .states
+            .iter()
+            .map(|s| KeyedStateMeta {
+                name: s.name.clone(),
+                kind: s.table.kind(),
+                key_type: std::any::type_name::<K>().to_string(),
+                value_type: s.table.value_type(),
+            })
+            .collect();
+        metas.extend(self.pending.values().map(|p| p.meta.clone()));
+        let mut groups = Vec::new();
+        for (offset, key_group) in self.key_groups.iter().enumerate() {
+            let mut chunks = Vec::new();
+            for (i, s) in self.states.iter().enumerate() {
+                let entries =
+                    s.table
+                        .snapshot_group(offset)
+                        .map_err(|source| StateError::Encode {
+                            operator: self.operator_uid.clone(),
+                            state: s.name.clone(),
+                            source,
+                        })?;
+                if let Some(entries) = entries {
+                    chunks.push(StateChunk {
+                        state: i as u32,
+                        entries,
+                    });
+                }
+            }
+            for (j, p) in self.pending.values().enumerate() {
+                if let Some(entries) = p.groups.get(&key_group) {
+                    chunks.push(StateChunk {
+                        state: (self.states.len() + j) as u32,
+                        entries: entries.clone(),
+                    });
+                }
+            }
+            if !chunks.is_empty() {
+                groups.push(KeyGroupChunks { key_group, chunks });
+            }
+        }
+        let snapshot = KeyedStateSnapshot {
+            operator_uid: self.operator_uid.clone(),
+            max_parallelism: self.max_parallelism,
+            key_groups: self.key_groups,
+            states: metas,
+            groups,
+        };
+        let blob = snapshot.encode()?;
+        tracing::debug!(
+            operator = %self.operator_uid,
+            key_groups = %self.key_groups,
+            non_empty_groups = snapshot.groups.len(),
+            bytes = blob.len(),
+            "keyed state snapshot"
+        );
+        Ok(blob)
+    }
+
+    /// Replaces all state with the key groups of this store's range found in `blobs` (keyed
+    /// snapshots of any number of old subtasks of this operator, in any order). Registered
+    /// states are decoded now; the others are kept until registered.
+    ///
+    /// All or nothing: on error the store is unchanged.
+    ///
+    /// # Errors
+    ///
+    /// [`StateError::Format`] or [`StateError::Corrupt`] for a damaged blob,
+    /// [`StateError::WrongOperator`] for another operator's blob,
+    /// [`StateError::MaxParallelismMismatch`] if a blob was written with another max
+    /// parallelism, [`StateError::Incompatible`] / [`StateError::Decode`] if a registered state
+    /// was saved with another kind or type, [`StateError::KeyGroupMoved`] if a key no longer
+    /// hashes to the group it was saved in.
+    pub fn restore(&mut self, blobs: &[&[u8]]) -> Result<(), StateError> {
+        let mut incoming: BTreeMap<String, Pending> = BTreeMap::new();
+        let mut kept = 0usize;
+        for bytes in blobs {
+            let snap = KeyedStateSnapshot::decode(bytes, &self.operator_uid)?;
+            if snap.operator_uid != self.operator_uid {
+                return Err(StateError::WrongOperator {
+                    operator: self.operator_uid.clone(),
+                    found: snap.operator_uid,
+                });
+            }
+            if snap.max_parallelism != self.max_parallelism {
+                return Err(StateError::MaxParallelismMismatch {
+                    operator: self.operator_uid.clone(),
+                    snapshot: snap.max_parallelism,
+                    configured: self.max_parallelism,
+                });
+            }
+            for meta in &snap.states {
+                let entry = incoming
+                    .entry(meta.name.clone())
+                    .or_insert_with(|| Pending {
+                        meta: meta.clone(),
+                        groups: BTreeMap::new(),
+                    });
+                if entry.meta.kind != meta.kind {
+                    return Err(self.corrupt(format!(
+                        "state `{}` is saved as {} in one snapshot and as {} in another",
+                        meta.name,
+                        entry.meta.describe(),
+                        meta.describe()
+                    )));
+                }
+            }
+            for group in snap.groups {
+                if !self.key_groups.contains(group.key_group) {
+                    continue;
+                }
+                for chunk in group.chunks {
+                    let name = &snap.states[chunk.state as usize].name;
+                    let pending = incoming.get_mut(name).expect("inserted above");
+                    if pending
+                        .groups
+                        .insert(group.key_group, chunk.entries)
+                        .is_some()
+                    {
+                        return Err(self.corrupt(format!(
+                            "key group {} of state `{name}` is in two of the snapshots",
+                            group.key_group
+                        )));
+                    }
+                    kept += 1;
+                }
+            }
+        }
+
+        let layout = self.layout();
+        let mut prepared = Vec::with_capacity(self.states.len());
+        for s in &self.states {
+            let (meta, chunks): (Option<&KeyedStateMeta>, Vec<(u32, &[u8])>) =
+                match incoming.get(&s.name) {
+                    Some(p) => (
+                        Some(&p.meta),
+                        p.groups.iter().map(|(&kg, b)| (kg, b.as_slice())).collect(),
+                    ),
+                    None => (None, Vec::new()),
+                };
+            if let Some(meta) = meta {
+                if meta.kind != s.table.kind() {
+                    return Err(self.incompatible(
+                        &s.name,
+                        format!("restored as {}", meta.describe()),
+                        s.table.as_ref(),
+                    ));
+                }
+            }
+            let p = s.table.prepare_restore(&layout, &chunks).map_err(|e| {
+                let fallback;
+                let saved = match meta {
+                    Some(m) => m,
+                    None => {
+                        fallback = KeyedStateMeta {
+                            name: s.name.clone(),
+                            kind: s.table.kind(),
+                            key_type: String::new(),
+                            value_type: String::new(),
+                        };
+                        &fallback
+                    }
+                };
+                self.restore_error(&s.name, saved, s.table.as_ref(), e)
+            })?;
+            prepared.push(p);
+        }
+
+        // Nothing can fail from here on.
+        for (s, p) in self.states.iter_mut().zip(prepared) {
+            s.table.commit_restore(p);
+            incoming.remove(&s.name);
+        }
+        self.pending = incoming;
+        tracing::debug!(
+            operator = %self.operator_uid,
+            key_groups = %self.key_groups,
+            blobs = blobs.len(),
+            chunks = kept,
+            unregistered = self.pending.len(),
+            "keyed state restored"
+        );
+        Ok(())
+    }
+
+    fn corrupt(&self, detail: String) -> StateError {
+        StateError::Corrupt {
+            what: KEYED_WHAT,
+            operator: self.operator_uid.clone(),
+            detail,
+        }
+    }
+
+    /// The table behind `id` and the current key (for the handles).
+    ///
+    /// # Panics
+    ///
+    /// If `id` is from another store, or no key is set.
+    #[inline]
+    pub(crate) fn table<T: 'static>(&self, id: StateId) -> (&T, &CurrentKey<K>) {
+        let table = self.typed::<T>(id);
+        match &self.current {
+            Some(cur) => (table, cur),
+            None => self.no_current_key(id),
+        }
+    }
+
+    /// Mutable [`KeyedStateStore::table`].
+    #[inline]
+    pub(crate) fn table_mut<T: 'static>(&mut self, id: StateId) -> (&mut T, &CurrentKey<K>) {
+        if self.current.is_none() {
+            self.no_current_key(id)
+        }
+        self.check_store(id);
+        let table = (self.states[id.index as usize].table.as_mut() as &mut dyn Any)
+            .downcast_mut::<T>()
+            .expect("a handle's type matches its table");
+        (table, self.current.as_ref().expect("checked above"))
+    }
+
+    #[inline]
+    fn typed<T: 'static>(&self, id: StateId) -> &T {
+        self.check_store(id);
+        (self.states[id.index as usize].table.as_ref() as &dyn Any)
+            .downcast_ref::<T>()
+            .expect("a handle's type matches its table")
+    }
+
+    #[inline]
+    fn check_store(&self, id: StateId) {
+        if id.store != self.id {
+            self.foreign_handle()
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn foreign_handle(&self) -> ! {
+        panic!(
+            "a state handle was used with the keyed state store of operator `{}` that did not \
+             register it; use handles only with the store that returned them",
+            self.operator_uid
+        )
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn no_current_key(&self, id: StateId) -> ! {
+        let name = self
+            .states
+            .get(id.index as usize)
+            .map_or("?", |s| s.name.as_str());
+        panic!(
+            "keyed state `{name}` of operator `{}` was used with no current key; keyed state \
+             is only available while processing a keyed record",
+            self.operator_uid
+        )
+    }
+}

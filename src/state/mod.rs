@@ -1,6 +1,45 @@
 //! State: keyed state partitioned into key groups, operator state, and their snapshots.
+//!
+//! - [`key_group`]: the stable key hash, Flink's key-group formulas and [`KeyGroupRange`].
+//! - [`keyed`]: [`KeyedStateStore`], one per keyed operator subtask, and its typed handles
+//!   ([`ValueState`], [`ListState`], [`MapState`], [`ReducingState`]) scoped to the current key.
+//! - [`operator_state`]: [`OperatorStateStore`], non-keyed list and union list state of sources
+//!   and other operators, redistributed on rescale.
+//! - [`snapshot`]: the versioned, checksummed blob formats both stores write and read.
+//! - [`error`]: [`StateError`], the one error type of this module.
+//!
+//! Internally, `table` is the interface between a keyed store and its backend (and describes
+//! how the on-disk backend plugs in), `heap` is the `hashmap` backend, `handles` the typed
+//! handles.
+//!
+//! Flow: the runtime builds a store per subtask, restores it from the blobs of the last
+//! checkpoint (any number of old subtasks when rescaling), lets user code register state in
+//! `open`, scopes keyed state per record with `set_current_key`, and at each barrier calls
+//! `snapshot()` and uploads the bytes.
 
+pub mod error;
+mod handles;
+mod heap;
 pub mod key_group;
 pub mod keyed;
 pub mod operator_state;
 pub mod snapshot;
+mod table;
+
+#[cfg(test)]
+mod rescale_tests;
+
+pub use error::StateError;
+pub use key_group::KeyGroupRange;
+pub use keyed::{
+    KeyedStateStore, ListState, MapState, ReducingState, StateBackendKind, StateKey, StateValue,
+    ValueState,
+};
+pub use operator_state::{OperatorListState, OperatorStateStore};
+
+/// A process-unique id for a store, so a handle used with another store is caught.
+fn next_store_id() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}

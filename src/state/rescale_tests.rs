@@ -1,0 +1,1 @@
+//! Cross-store tests: snapshot, restore and rescale of keyed and operator state.
