@@ -284,3 +284,149 @@ impl<V: StateValue> ReducingState<V> {
         t.data.remove(cur);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::state::key_group::KeyGroupRange;
+    use crate::state::keyed::{KeyedStateStore, StateBackendKind};
+
+    fn store() -> KeyedStateStore<String> {
+        KeyedStateStore::new(
+            "op",
+            KeyGroupRange::all(128),
+            128,
+            StateBackendKind::HashMap,
+        )
+    }
+
+    #[test]
+    fn value_state_is_per_key() {
+        let mut s = store();
+        let count = s.value::<u64>("count").unwrap();
+        s.set_current_key("a".into());
+        assert_eq!(count.value(&s), None);
+        count.update(&mut s, 1);
+        s.set_current_key("b".into());
+        assert_eq!(count.get(&s), None);
+        count.update(&mut s, 10);
+        count.update(&mut s, 11);
+        s.set_current_key("a".into());
+        assert_eq!(count.get(&s), Some(&1));
+        count.clear(&mut s);
+        assert_eq!(count.value(&s), None);
+        s.set_current_key("b".into());
+        assert_eq!(count.value(&s), Some(11));
+        assert_eq!(s.len(), 1);
+    }
+
+    #[test]
+    fn list_state_add_update_clear() {
+        let mut s = store();
+        let l = s.list::<String>("events").unwrap();
+        s.set_current_key("k".into());
+        assert!(l.get(&s).is_empty());
+        l.add(&mut s, "x".into());
+        l.add_all(&mut s, ["y".to_string(), "z".to_string()]);
+        assert_eq!(l.get(&s), ["x", "y", "z"]);
+        l.add_all(&mut s, Vec::new());
+        assert_eq!(l.get_ref(&s).len(), 3);
+        l.update(&mut s, vec!["only".into()]);
+        assert_eq!(l.get(&s), ["only"]);
+        l.update(&mut s, Vec::new());
+        assert!(l.get_ref(&s).is_empty());
+        assert_eq!(s.len(), 0, "an empty list is no state");
+        l.add_all(&mut s, vec!["again".to_string()]);
+        assert_eq!(s.len(), 1);
+        l.clear(&mut s);
+        assert_eq!(s.len(), 0);
+    }
+
+    #[test]
+    fn map_state_operations() {
+        let mut s = store();
+        let m = s.map::<String, i32>("m").unwrap();
+        s.set_current_key("k".into());
+        assert!(m.is_empty(&s));
+        assert_eq!(m.put(&mut s, "a".into(), 1), None);
+        assert_eq!(m.put(&mut s, "b".into(), 2), None);
+        assert_eq!(m.put(&mut s, "a".into(), 3), Some(1));
+        assert_eq!(m.get(&s, &"a".into()), Some(3));
+        assert_eq!(m.get_ref(&s, &"b".into()), Some(&2));
+        assert!(m.contains(&s, &"b".into()));
+        assert!(!m.contains(&s, &"c".into()));
+        assert_eq!(m.len(&s), 2);
+        let mut keys: Vec<_> = m.keys(&s).cloned().collect();
+        keys.sort();
+        assert_eq!(keys, ["a", "b"]);
+        let mut entries: Vec<_> = m.entries(&s).map(|(k, v)| (k.clone(), *v)).collect();
+        entries.sort();
+        assert_eq!(entries, [("a".to_string(), 3), ("b".to_string(), 2)]);
+
+        s.set_current_key("other".into());
+        assert_eq!(m.get(&s, &"a".into()), None);
+        assert_eq!(m.keys(&s).count(), 0);
+        assert_eq!(m.remove(&mut s, &"a".into()), None);
+
+        s.set_current_key("k".into());
+        assert_eq!(m.remove(&mut s, &"a".into()), Some(3));
+        assert_eq!(m.remove(&mut s, &"b".into()), Some(2));
+        assert!(m.is_empty(&s));
+        assert_eq!(s.len(), 0, "removing the last entry removes the key");
+        m.put(&mut s, "c".into(), 5);
+        m.clear(&mut s);
+        assert!(m.is_empty(&s));
+    }
+
+    #[test]
+    fn reducing_state_combines_with_the_function() {
+        let mut s = store();
+        let max = s.reducing::<i64>("max", |a, b| *a.max(b)).unwrap();
+        let sum = s.reducing::<i64>("sum", |a, b| a + b).unwrap();
+        s.set_current_key("k".into());
+        assert_eq!(max.get(&s), None);
+        for v in [3, -1, 7, 2] {
+            max.add(&mut s, v);
+            sum.add(&mut s, v);
+        }
+        assert_eq!(max.get(&s), Some(7));
+        assert_eq!(sum.get_ref(&s), Some(&11));
+        s.set_current_key("j".into());
+        sum.add(&mut s, 100);
+        assert_eq!(sum.get(&s), Some(100));
+        max.clear(&mut s);
+        s.set_current_key("k".into());
+        max.clear(&mut s);
+        assert_eq!(max.get(&s), None);
+        assert_eq!(sum.get(&s), Some(11));
+        assert_eq!(s.len(), 2);
+    }
+
+    #[test]
+    fn handles_are_copy() {
+        let mut s = store();
+        let v = s.value::<u8>("v").unwrap();
+        let w = v; // Copy
+        s.set_current_key("k".into());
+        v.update(&mut s, 4);
+        assert_eq!(w.value(&s), Some(4));
+    }
+
+    #[test]
+    #[should_panic(expected = "keyed state `v` of operator `op` was used with no current key")]
+    fn access_without_a_current_key_panics() {
+        let mut s = store();
+        let v = s.value::<u8>("v").unwrap();
+        v.update(&mut s, 1);
+    }
+
+    #[test]
+    #[should_panic(expected = "did not register it")]
+    fn a_handle_of_another_store_panics() {
+        let mut a = store();
+        let mut b = store();
+        let va = a.value::<u8>("v").unwrap();
+        let _vb = b.value::<u8>("v").unwrap();
+        b.set_current_key("k".into());
+        va.value(&b);
+    }
+}

@@ -8,9 +8,9 @@
 //! - [`snapshot`]: the versioned, checksummed blob formats both stores write and read.
 //! - [`error`]: [`StateError`], the one error type of this module.
 //!
-//! Internally, `table` is the interface between a keyed store and its backend (and describes
-//! how the on-disk backend plugs in), `heap` is the `hashmap` backend, `handles` the typed
-//! handles.
+//! Internally, `table` is the interface between a keyed store and its backend (the [`keyed`]
+//! docs describe how the on-disk backend plugs in), `heap` is the `hashmap` backend and
+//! `handles` holds the typed handles.
 //!
 //! Flow: the runtime builds a store per subtask, restores it from the blobs of the last
 //! checkpoint (any number of old subtasks when rescaling), lets user code register state in

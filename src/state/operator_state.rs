@@ -505,3 +505,169 @@ impl<T: StateValue> OperatorListState<T> {
         s.list_mut::<T>(self.id).clear();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Old subtask `i` of `n` holds split elements `i*100 ..` (i+1 of them) and union element `i`.
+    fn old_blobs(n: u32) -> Vec<Vec<u8>> {
+        (0..n)
+            .map(|i| {
+                let mut s = OperatorStateStore::for_operator("src");
+                let split = s.list::<u64>("offsets").unwrap();
+                let union = s.union_list::<String>("partitions").unwrap();
+                split.add_all(&mut s, (0..=u64::from(i)).map(|j| u64::from(i) * 100 + j));
+                union.add(&mut s, format!("p{i}"));
+                s.snapshot().unwrap()
+            })
+            .collect()
+    }
+
+    fn restore(blobs: &[Vec<u8>], index: u32, parallelism: u32) -> (Vec<u64>, Vec<String>) {
+        let slices: Vec<&[u8]> = blobs.iter().map(Vec::as_slice).collect();
+        let mut s = OperatorStateStore::for_operator("src");
+        s.restore(&slices, index, parallelism).unwrap();
+        let split = s.list::<u64>("offsets").unwrap();
+        let union = s.union_list::<String>("partitions").unwrap();
+        (split.get(&s), union.get(&s))
+    }
+
+    #[test]
+    fn handle_operations() {
+        let mut s = OperatorStateStore::new();
+        let l = s.list::<u32>("l").unwrap();
+        assert!(l.get(&s).is_empty());
+        l.add(&mut s, 1);
+        l.add_all(&mut s, [2, 3]);
+        assert_eq!(l.get_ref(&s), [1, 2, 3]);
+        l.update(&mut s, vec![9]);
+        assert_eq!(l.get(&s), [9]);
+        l.clear(&mut s);
+        assert!(l.get(&s).is_empty());
+        let again = s.list::<u32>("l").unwrap();
+        again.add(&mut s, 5);
+        assert_eq!(l.get(&s), [5], "registering twice returns the same list");
+    }
+
+    #[test]
+    fn mode_or_type_mismatch_on_registration_is_an_error() {
+        let mut s = OperatorStateStore::for_operator("src");
+        s.list::<u32>("l").unwrap();
+        let e = s.union_list::<u32>("l").unwrap_err();
+        assert!(
+            e.to_string().contains("registered as list state of u32"),
+            "{e}"
+        );
+        assert!(e.to_string().contains("union list state of u32"), "{e}");
+        assert!(matches!(
+            s.list::<u64>("l"),
+            Err(StateError::Incompatible { .. })
+        ));
+    }
+
+    #[test]
+    fn same_parallelism_gives_each_subtask_its_own_split_state() {
+        let blobs = old_blobs(3);
+        for i in 0..3u32 {
+            let (split, union) = restore(&blobs, i, 3);
+            let want: Vec<u64> = (0..=u64::from(i)).map(|j| u64::from(i) * 100 + j).collect();
+            assert_eq!(split, want, "subtask {i}");
+            assert_eq!(union, ["p0", "p1", "p2"]);
+        }
+    }
+
+    fn check_split_rescale(old: u32, new: u32) {
+        let blobs = old_blobs(old);
+        let mut all: Vec<u64> = Vec::new();
+        for i in 0..new {
+            let (split, union) = restore(&blobs, i, new);
+            all.extend(split);
+            let want: Vec<String> = (0..old).map(|i| format!("p{i}")).collect();
+            assert_eq!(union, want, "union state goes to every subtask");
+        }
+        all.sort_unstable();
+        let mut want: Vec<u64> = (0..u64::from(old))
+            .flat_map(|i| (0..=i).map(move |j| i * 100 + j))
+            .collect();
+        want.sort_unstable();
+        assert_eq!(all, want, "{old} -> {new}: every element exactly once");
+    }
+
+    #[test]
+    fn rescale_1_to_3_splits_every_element_once() {
+        check_split_rescale(1, 3);
+        // Round-robin by element index: old [0] only, so subtask 0 gets it.
+        assert_eq!(restore(&old_blobs(1), 0, 3).0, [0]);
+        assert!(restore(&old_blobs(1), 1, 3).0.is_empty());
+    }
+
+    #[test]
+    fn rescale_3_to_2_splits_every_element_once() {
+        check_split_rescale(3, 2);
+        // Elements in old order: 0, 100, 101, 200, 201, 202 -> even indexes to subtask 0.
+        assert_eq!(restore(&old_blobs(3), 0, 2).0, [0, 101, 201]);
+        assert_eq!(restore(&old_blobs(3), 1, 2).0, [100, 200, 202]);
+        check_split_rescale(4, 7);
+    }
+
+    #[test]
+    fn restored_state_waits_for_registration_and_survives_snapshots() {
+        let blobs = old_blobs(2);
+        let slices: Vec<&[u8]> = blobs.iter().map(Vec::as_slice).collect();
+        let mut s = OperatorStateStore::for_operator("src");
+        s.restore(&slices, 0, 1).unwrap();
+        let split = s.list::<u64>("offsets").unwrap();
+        assert_eq!(split.get(&s), [0, 100, 101]);
+        // "partitions" was never registered: it is carried into the next snapshot.
+        let again = s.snapshot().unwrap();
+        let (_, union) = restore(&[again], 0, 1);
+        assert_eq!(union, ["p0", "p1"]);
+    }
+
+    #[test]
+    fn restored_mode_or_type_mismatch_is_an_error() {
+        let blobs = old_blobs(1);
+        let slices: Vec<&[u8]> = blobs.iter().map(Vec::as_slice).collect();
+        let mut s = OperatorStateStore::for_operator("src");
+        s.restore(&slices, 0, 1).unwrap();
+        let e = s.list::<String>("partitions").unwrap_err();
+        assert!(
+            e.to_string().contains("restored as union list state"),
+            "{e}"
+        );
+        let e = s.list::<String>("offsets").unwrap_err();
+        assert!(matches!(e, StateError::Decode { .. }), "{e}");
+        assert!(e.to_string().contains("element 0"), "{e}");
+        s.list::<u64>("offsets").unwrap();
+
+        // Registered first with the wrong type: restore fails and changes nothing.
+        let mut t = OperatorStateStore::for_operator("src");
+        let l = t.list::<String>("offsets").unwrap();
+        l.add(&mut t, "kept".into());
+        assert!(t.restore(&slices, 0, 1).is_err());
+        assert_eq!(l.get(&t), ["kept"]);
+    }
+
+    #[test]
+    fn bad_input_is_an_error_never_a_panic() {
+        let blobs = old_blobs(2);
+        let mut s = OperatorStateStore::for_operator("src");
+        let e = s.restore(&[&blobs[0], &blobs[1]], 2, 2).unwrap_err();
+        assert!(
+            matches!(e, StateError::InvalidSubtask { index: 2, .. }),
+            "{e}"
+        );
+        for cut in 0..blobs[0].len() {
+            assert!(s.restore(&[&blobs[0][..cut]], 0, 1).is_err(), "cut {cut}");
+        }
+        let mut flipped = blobs[0].clone();
+        let last = flipped.len() - 1;
+        flipped[last] ^= 0xff;
+        let e = s.restore(&[&flipped], 0, 1).unwrap_err();
+        assert!(matches!(e, StateError::Format { .. }), "{e}");
+        let mut other = OperatorStateStore::for_operator("elsewhere");
+        let e = other.restore(&[&blobs[0]], 0, 1).unwrap_err();
+        assert!(matches!(e, StateError::WrongOperator { .. }), "{e}");
+    }
+}

@@ -8,30 +8,8 @@
 //! The current key is hashed once per record ([`HashedKey`]): that hash picks the key group
 //! and is reused, through [`PrehashedBuildHasher`], by every state table the record touches.
 //!
-//! # How the on-disk backend plugs in
-//!
-//! The `hashmap` backend ([`super::heap`]) keeps, per state, a `Vec` of maps indexed by the key
-//! group's offset in the store's range. The embedded on-disk backend (RocksDB-style, a later
-//! issue) keeps the same interface at two levels:
-//!
-//! - **Per state**: it adds a second implementation of each kind's table (value, list, map,
-//!   reducing), backed by one column family per state whose keys are
-//!   `key group (u16 BE) ++ key bytes [++ user key bytes]`, so a key group is one contiguous
-//!   prefix range, as in Flink. The handles select the implementation with one predictable
-//!   branch on the store's [`StateBackendKind`](super::keyed::StateBackendKind); their API does
-//!   not change. Reads that return references (`ValueState::get`, `ListState::get_ref`, ...)
-//!   are served from a per-table cache of the current key's decoded value, filled on first
-//!   read and dropped by `set_current_key`. [`KeyedTable::snapshot_group`] and
-//!   [`KeyedTable::prepare_restore`] become prefix scans and batched writes, so the canonical
-//!   blob (savepoints, rescaling to another backend) is the same format.
-//! - **Per store**: incremental checkpoints bypass `snapshot_group`. The store's snapshot asks
-//!   the backend for a native checkpoint — the set of immutable SST files, of which only those
-//!   new since the last completed checkpoint are uploaded to `shared/`, referenced by name and
-//!   ref-counted — under its own magic. A native restore downloads the files, opens the DB and
-//!   deletes the key-group prefix ranges outside the new range (Flink's rescaling for RocksDB).
-//!
-//! The serialisation cost of the on-disk backend is inherent to it; the `hashmap` backend
-//! never serialises outside snapshots.
+//! How the embedded on-disk backend implements this interface (and where it bypasses it, for
+//! incremental checkpoints) is described in the [`super::keyed`] module docs, "Backends".
 
 use std::any::Any;
 use std::collections::HashMap;
