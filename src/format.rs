@@ -125,7 +125,10 @@ mod tests {
     #[test]
     fn round_trip() {
         let b = encode(M, 1, b"hello");
-        assert_eq!(decode("test blob", M, &[1], &b).unwrap(), (1, &b"hello"[..]));
+        assert_eq!(
+            decode("test blob", M, &[1], &b).unwrap(),
+            (1, &b"hello"[..])
+        );
     }
 
     #[test]

@@ -5,6 +5,11 @@
 //! types and pure state machines. It has no actors: `weir-actors` runs the model on actix and
 //! re-exports this crate, so applications depend on `weir-actors` alone.
 //!
+//! - [`stream`]: the typed API that builds a job; [`graph`] the validated job graph.
+//! - [`operator`]: the traits users implement (sources, operators, keyed functions, sinks);
+//!   [`functions`] closure adapters; [`vertex`] their executable, type-erased form.
+//! - [`partition`]: forward, rebalance, key-by and broadcast, with per-channel batching.
+//! - [`connectors`]: built-in sources and sinks.
 //! - [`ids`]: job, checkpoint and task identifiers.
 //! - [`element`]: what flows on a channel: record batches, barriers, end of input.
 //! - [`checkpoint`]: settings, the coordinator's decisions, barrier alignment, storage.
@@ -14,9 +19,16 @@
 //! - [`format`]: magic/version/checksum framing of every persisted blob.
 
 pub mod checkpoint;
+pub mod connectors;
 pub mod element;
 pub mod format;
+pub mod functions;
+pub mod graph;
 pub mod ids;
+pub mod operator;
+pub mod partition;
 pub mod restart;
-pub mod status;
 pub mod state;
+pub mod status;
+pub mod stream;
+pub mod vertex;

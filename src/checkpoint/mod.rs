@@ -7,6 +7,7 @@
 //! - [`metadata`]: what `_metadata` holds, and its versioned file format.
 //! - [`paths`]: the one place that builds storage paths.
 //! - [`storage`]: writing and reading state and metadata through opendal.
+//! - [`restore`]: which stored state each subtask of a (possibly rescaled) job restores.
 //! - [`retention`]: which completed checkpoints to keep.
 
 pub mod aligner;
@@ -14,6 +15,7 @@ pub mod coordinator;
 pub mod metadata;
 pub mod options;
 pub mod paths;
+pub mod restore;
 pub mod retention;
 pub mod storage;
 

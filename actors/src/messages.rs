@@ -1,0 +1,136 @@
+//! The messages between the job manager and the subtask actors, and between subtasks.
+//!
+//! Data path (subtask → subtask): [`Deliver`] carries one batch, barrier or end of input on one
+//! channel, always sent with `do_send` so a channel stays FIFO and barriers stay in-band;
+//! [`Credit`] flows back when the receiver has processed a batch.
+//!
+//! Control path (job manager → subtasks): [`Init`], [`Start`], [`TriggerCheckpoint`] (sources),
+//! [`CheckpointComplete`], [`CheckpointAborted`], [`Shutdown`].
+//!
+//! Reports (subtask → job manager): [`TaskEvent`], tagged with the execution attempt so that
+//! reports of an earlier attempt are ignored after a restart.
+
+use std::any::Any;
+use std::fmt;
+
+use actix::prelude::*;
+use weir::checkpoint::metadata::StateHandle;
+use weir::element::{Barrier, CheckpointKind};
+use weir::ids::{CheckpointId, TaskId};
+
+/// What travels on a channel.
+pub enum Payload {
+    Batch {
+        records: Box<dyn Any + Send>,
+        len: usize,
+    },
+    Barrier(Barrier),
+    EndOfInput,
+}
+
+impl fmt::Debug for Payload {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Payload::Batch { len, .. } => write!(f, "Batch({len})"),
+            Payload::Barrier(b) => write!(f, "Barrier({})", b.id),
+            Payload::EndOfInput => f.write_str("EndOfInput"),
+        }
+    }
+}
+
+/// One element on input channel `channel` of the receiving subtask.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct Deliver {
+    pub channel: u32,
+    pub payload: Payload,
+}
+
+/// The receiver processed `batches` batches of output channel `channel` of the sending subtask.
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "()")]
+pub struct Credit {
+    pub channel: u32,
+    pub batches: u32,
+}
+
+/// Wiring that only exists once every subtask has been started: where to return credits.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Init {
+    /// Per input channel: the sender's credit recipient and the sender's output channel index.
+    pub upstream: Vec<(Recipient<Credit>, u32)>,
+}
+
+/// Sources: begin producing.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct Start;
+
+/// Sources: take a snapshot now and emit `barrier` on every output channel.
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "()")]
+pub struct TriggerCheckpoint {
+    pub barrier: Barrier,
+    /// After the barrier, emit end of input and stop (final checkpoint, stop-with-savepoint).
+    pub end_of_input: bool,
+}
+
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "()")]
+pub struct CheckpointComplete {
+    pub id: CheckpointId,
+    pub kind: CheckpointKind,
+    /// The job ends with this checkpoint: report `Finished` once committed and all inputs ended.
+    pub last: bool,
+}
+
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "()")]
+pub struct CheckpointAborted {
+    pub id: CheckpointId,
+}
+
+/// Stop the actor now (failover, cancel, end of job).
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "()")]
+pub struct Shutdown;
+
+/// A subtask's acknowledgement payload: where its state went.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SubtaskAck {
+    pub keyed: Option<StateHandle>,
+    pub operator: Option<StateHandle>,
+    /// Time the stream was stopped for the synchronous part, in microseconds.
+    pub sync_micros: u64,
+    /// Time from the first barrier to the last (exactly-once alignment), in microseconds.
+    pub alignment_micros: u64,
+}
+
+/// What a subtask reports to the job manager.
+#[derive(Debug)]
+pub enum TaskEventKind {
+    Acknowledge {
+        id: CheckpointId,
+        ack: SubtaskAck,
+    },
+    Decline {
+        id: CheckpointId,
+        reason: String,
+    },
+    /// A source has no more records (it still answers triggers until the final checkpoint).
+    SourceExhausted,
+    /// Committed the last checkpoint and every input has ended.
+    Finished,
+    Failed {
+        error: String,
+    },
+}
+
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct TaskEvent {
+    pub attempt: u32,
+    pub task: TaskId,
+    pub kind: TaskEventKind,
+}

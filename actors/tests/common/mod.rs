@@ -1,0 +1,138 @@
+//! Shared pieces of the end-to-end tests: the keyed running-count job with failure injection,
+//! and the check that its committed output is exactly once.
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use weir_actors::weir::checkpoint::{CheckpointConfig, CheckpointingMode, StorageConfig};
+use weir_actors::weir::connectors::file_sink::{committed_lines, ExactlyOnceFileSink};
+use weir_actors::weir::connectors::sequence::SequenceSource;
+use weir_actors::weir::functions::Count;
+use weir_actors::weir::graph::JobGraph;
+use weir_actors::weir::restart::RestartStrategy;
+use weir_actors::weir::stream::StreamEnvironment;
+
+/// Record values at which the `inject` operator panics, once each.
+pub type FailPoints = Arc<Mutex<HashSet<u64>>>;
+
+pub struct CountJob {
+    pub records: u64,
+    pub keys: u64,
+    pub parallelism: u32,
+    pub rate: Option<f64>,
+    pub interval: Duration,
+    pub mode: CheckpointingMode,
+    pub checkpoint_dir: String,
+    pub output: std::path::PathBuf,
+    pub fail_at: FailPoints,
+}
+
+impl CountJob {
+    pub fn new(dir: &std::path::Path) -> Self {
+        Self {
+            records: 20_000,
+            keys: 50,
+            parallelism: 2,
+            rate: Some(50_000.0),
+            interval: Duration::from_millis(20),
+            mode: CheckpointingMode::ExactlyOnce,
+            checkpoint_dir: dir.join("checkpoints").display().to_string(),
+            output: dir.join("out"),
+            fail_at: Arc::default(),
+        }
+    }
+
+    pub fn checkpoint_config(&self) -> CheckpointConfig {
+        CheckpointConfig {
+            interval: Some(self.interval),
+            mode: self.mode,
+            storage: StorageConfig::FileSystem {
+                dir: self.checkpoint_dir.clone(),
+            },
+            ..CheckpointConfig::default()
+        }
+    }
+
+    /// source(0..records) → inject failures → key_by(v % keys) → count → exactly-once file sink.
+    pub fn graph_with(&self, config: CheckpointConfig) -> JobGraph {
+        let env = StreamEnvironment::new("keyed count");
+        env.set_parallelism(self.parallelism);
+        env.set_checkpoint_config(config);
+        env.set_restart_strategy(RestartStrategy::FixedDelay {
+            attempts: 20,
+            delay: Duration::from_millis(5),
+        });
+        let mut source = SequenceSource::new(0, self.records);
+        if let Some(r) = self.rate {
+            source = source.with_rate(r);
+        }
+        let fail_at = self.fail_at.clone();
+        let keys = self.keys;
+        env.add_source("numbers", source)
+            .map("inject", move |v: u64| {
+                let fire = fail_at.lock().unwrap().remove(&v);
+                if fire {
+                    panic!("injected failure at record {v}");
+                }
+                v
+            })
+            .key_by(move |v: &u64| v % keys)
+            .process("count", Count::default())
+            .add_sink("sink", ExactlyOnceFileSink::new(&self.output));
+        env.build().expect("valid graph")
+    }
+
+    pub fn graph(&self) -> JobGraph {
+        self.graph_with(self.checkpoint_config())
+    }
+
+    /// Per key, the counts in the committed output.
+    pub fn committed(&self) -> BTreeMap<u64, Vec<u64>> {
+        let mut per_key: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
+        for line in committed_lines(&self.output).unwrap_or_default() {
+            let (k, n): (u64, u64) = serde_json::from_str(&line).expect("json line");
+            per_key.entry(k).or_default().push(n);
+        }
+        per_key
+    }
+
+    /// What the failure-free run commits: per key, 1..=n exactly once.
+    pub fn expected(&self) -> BTreeMap<u64, Vec<u64>> {
+        (0..self.keys)
+            .map(|k| {
+                let n = (self.records + self.keys - 1 - k) / self.keys;
+                (k, (1..=n).collect())
+            })
+            .filter(|(_, v): &(u64, Vec<u64>)| !v.is_empty())
+            .collect()
+    }
+
+    /// Committed output, each key's counts sorted.
+    pub fn committed_sorted(&self) -> BTreeMap<u64, Vec<u64>> {
+        let mut c = self.committed();
+        for v in c.values_mut() {
+            v.sort_unstable();
+        }
+        c
+    }
+}
+
+/// A small deterministic PRNG (xorshift) for choosing failure points per seed.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.0 = x;
+        x
+    }
+
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}

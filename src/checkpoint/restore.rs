@@ -1,0 +1,113 @@
+//! Mapping a snapshot's state onto a job graph: which stored handles each new subtask reads.
+//!
+//! State is matched to operators by uid. Keyed state goes by key-group range (so a different
+//! parallelism works: each new subtask reads the old subtasks whose ranges overlap its own);
+//! operator state goes to every new subtask as the full list of old subtasks' handles, and the
+//! operator-state store redistributes it. A different max parallelism than the snapshot's is an
+//! error, as is state of an operator the new graph lacks unless non-restored state is allowed.
+
+use std::collections::HashMap;
+
+use crate::checkpoint::metadata::{CheckpointMetadata, StateHandle};
+use crate::graph::JobGraph;
+use crate::state::key_group::range_for_subtask;
+
+/// Handles one new subtask restores from.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SubtaskRestore {
+    /// Keyed handles of the old subtasks whose key groups overlap this subtask's.
+    pub keyed: Vec<StateHandle>,
+    /// Operator-state handles of every old subtask, in old subtask order.
+    pub operator: Vec<StateHandle>,
+}
+
+/// Restore plan: `plan[vertex][subtask]`.
+pub type RestorePlan = Vec<Vec<SubtaskRestore>>;
+
+/// Why a snapshot cannot be restored into this graph.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RestoreError {
+    #[error("cannot map state of operator `{uid}` in the snapshot to the new job: no operator has that uid. Allow non-restored state (-n / execution.state-recovery.ignore-unclaimed-state) to drop it")]
+    UnmatchedState { uid: String },
+    #[error("operator `{uid}` has max parallelism {new}, the snapshot has {old}: max parallelism cannot change across a restore; set it back to {old}")]
+    MaxParallelismChanged { uid: String, old: u32, new: u32 },
+    #[error("snapshot of operator `{uid}` is inconsistent: {reason}")]
+    Inconsistent { uid: String, reason: String },
+}
+
+/// Builds the restore plan of `graph` from `metadata`.
+///
+/// # Errors
+/// [`RestoreError`] naming the operator when the state cannot be mapped.
+pub fn plan_restore(
+    metadata: &CheckpointMetadata,
+    graph: &JobGraph,
+    allow_non_restored_state: bool,
+) -> Result<RestorePlan, RestoreError> {
+    let by_uid: HashMap<&str, usize> = graph
+        .vertices
+        .iter()
+        .enumerate()
+        .map(|(i, v)| (v.uid.as_str(), i))
+        .collect();
+    let mut plan: RestorePlan = graph
+        .vertices
+        .iter()
+        .map(|v| vec![SubtaskRestore::default(); v.parallelism as usize])
+        .collect();
+    for op in &metadata.operators {
+        let has_state = op
+            .subtasks
+            .iter()
+            .any(|s| s.keyed.is_some() || s.operator.is_some());
+        let Some(&v) = by_uid.get(op.uid.as_str()) else {
+            if has_state && !allow_non_restored_state {
+                return Err(RestoreError::UnmatchedState {
+                    uid: op.uid.clone(),
+                });
+            }
+            continue;
+        };
+        let vertex = &graph.vertices[v];
+        let has_keyed = op.subtasks.iter().any(|s| s.keyed.is_some());
+        if has_keyed && vertex.max_parallelism != op.max_parallelism {
+            return Err(RestoreError::MaxParallelismChanged {
+                uid: op.uid.clone(),
+                old: op.max_parallelism,
+                new: vertex.max_parallelism,
+            });
+        }
+        let mut old = op.subtasks.clone();
+        old.sort_by_key(|s| s.index);
+        if old.iter().enumerate().any(|(i, s)| s.index as usize != i)
+            || old.len() != op.parallelism as usize
+        {
+            return Err(RestoreError::Inconsistent {
+                uid: op.uid.clone(),
+                reason: format!(
+                    "parallelism {} but subtasks {:?}",
+                    op.parallelism,
+                    old.iter().map(|s| s.index).collect::<Vec<_>>()
+                ),
+            });
+        }
+        let operator_handles: Vec<StateHandle> =
+            old.iter().filter_map(|s| s.operator.clone()).collect();
+        let all_have_operator_state = operator_handles.len() == old.len();
+        for (new_index, target) in plan[v].iter_mut().enumerate() {
+            let range =
+                range_for_subtask(vertex.max_parallelism, vertex.parallelism, new_index as u32);
+            for s in &old {
+                let Some(handle) = &s.keyed else { continue };
+                let old_range = range_for_subtask(op.max_parallelism, op.parallelism, s.index);
+                if !old_range.intersect(&range).is_empty() {
+                    target.keyed.push(handle.clone());
+                }
+            }
+            if all_have_operator_state {
+                target.operator = operator_handles.clone();
+            }
+        }
+    }
+    Ok(plan)
+}

@@ -1,0 +1,286 @@
+//! The logical job graph: operators (vertices) with uid, name and parallelism, and the edges
+//! between them with their partitioning; plus the checks that reject a graph that cannot run.
+//!
+//! The typed stream API ([`crate::stream`]) builds a [`JobGraph`]; [`JobGraph::validate`] runs
+//! before anything starts, and every error names the operator it is about.
+
+use std::any::Any;
+use std::collections::HashSet;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::checkpoint::CheckpointConfig;
+use crate::partition::Partitioning;
+use crate::restart::RestartStrategy;
+use crate::state::key_group::default_max_parallelism;
+use crate::state::keyed::StateBackendKind;
+use crate::vertex::VertexFactory;
+
+/// Flink's upper bound for max parallelism (number of key groups).
+pub const UPPER_MAX_PARALLELISM: u32 = 32768;
+
+/// What a vertex does, which decides how it is wired and driven.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VertexRole {
+    Source,
+    Operator,
+    /// Needs a key-by input edge.
+    KeyedOperator,
+    Sink,
+}
+
+/// One operator of the job.
+#[derive(Clone)]
+pub struct Vertex {
+    pub uid: String,
+    pub name: String,
+    pub role: VertexRole,
+    pub parallelism: u32,
+    pub max_parallelism: u32,
+    pub factory: VertexFactory,
+}
+
+impl fmt::Debug for Vertex {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Vertex")
+            .field("uid", &self.uid)
+            .field("name", &self.name)
+            .field("role", &self.role)
+            .field("parallelism", &self.parallelism)
+            .field("max_parallelism", &self.max_parallelism)
+            .finish()
+    }
+}
+
+/// A connection from one vertex's output to another's input.
+#[derive(Clone)]
+pub struct Edge {
+    pub from: usize,
+    pub to: usize,
+    pub partitioning: Partitioning,
+    /// `partition::EdgeKey<T>` of the upstream output type.
+    pub key: Arc<dyn Any + Send + Sync>,
+    /// Whether `key` holds a key selector (required for key-by).
+    pub has_key: bool,
+}
+
+impl fmt::Debug for Edge {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Edge")
+            .field("from", &self.from)
+            .field("to", &self.to)
+            .field("partitioning", &self.partitioning)
+            .finish()
+    }
+}
+
+/// Runtime settings of a job.
+#[derive(Clone, Debug, PartialEq)]
+pub struct JobConfig {
+    pub checkpoint: CheckpointConfig,
+    /// `None`: Flink's default (none without checkpointing, exponential delay with it).
+    pub restart: Option<RestartStrategy>,
+    pub state_backend: StateBackendKind,
+    /// Records per batch on a channel.
+    pub batch_size: usize,
+    /// A partly filled batch is sent at the latest after this long.
+    pub buffer_timeout: Duration,
+    /// Batches a sender may have in flight per channel (credit-based flow control).
+    pub channel_credits: u32,
+}
+
+impl Default for JobConfig {
+    fn default() -> Self {
+        Self {
+            checkpoint: CheckpointConfig::default(),
+            restart: None,
+            state_backend: StateBackendKind::default(),
+            batch_size: 1024,
+            buffer_timeout: Duration::from_millis(10),
+            channel_credits: 8,
+        }
+    }
+}
+
+/// A job: vertices, edges, settings.
+#[derive(Clone, Debug)]
+pub struct JobGraph {
+    pub name: String,
+    pub vertices: Vec<Vertex>,
+    pub edges: Vec<Edge>,
+    pub config: JobConfig,
+}
+
+/// Why a graph cannot run.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GraphError {
+    #[error("the job has no source: add one with `add_source`")]
+    NoSource,
+    #[error("operator `{uid}` has parallelism 0: use 1 or more")]
+    ZeroParallelism { uid: String },
+    #[error("operator `{uid}` has max parallelism {max_parallelism}, below its parallelism {parallelism}: raise the max parallelism")]
+    MaxParallelismBelowParallelism {
+        uid: String,
+        parallelism: u32,
+        max_parallelism: u32,
+    },
+    #[error("operator `{uid}` has max parallelism {max_parallelism}, above the limit of 32768")]
+    MaxParallelismTooLarge { uid: String, max_parallelism: u32 },
+    #[error(
+        "operator uid `{uid}` is used twice: uids must be unique, they match state on restore"
+    )]
+    DuplicateUid { uid: String },
+    #[error("operator uid is empty (operator named `{name}`): give every operator a stable uid")]
+    EmptyUid { name: String },
+    #[error("the graph has a cycle through operator `{uid}`")]
+    Cycle { uid: String },
+    #[error("key-by edge into operator `{uid}` has no key selector")]
+    KeyByWithoutKey { uid: String },
+    #[error("keyed operator `{uid}` must follow key_by(...)")]
+    KeyedWithoutKeyBy { uid: String },
+    #[error("operator `{uid}` has no input: connect it to a stream")]
+    NoInput { uid: String },
+    #[error("source `{uid}` cannot have an input")]
+    SourceWithInput { uid: String },
+    #[error("forward edge from `{from}` (parallelism {from_parallelism}) to `{to}` (parallelism {to_parallelism}) needs equal parallelism: use rebalance() or equal parallelism")]
+    ForwardParallelismMismatch {
+        from: String,
+        to: String,
+        from_parallelism: u32,
+        to_parallelism: u32,
+    },
+    #[error("edge refers to operator index {index}, which does not exist")]
+    DanglingEdge { index: usize },
+    #[error(transparent)]
+    Checkpoint(#[from] crate::checkpoint::InvalidCheckpointConfig),
+}
+
+impl JobGraph {
+    /// The max parallelism Flink would pick for this parallelism.
+    pub fn default_max_parallelism(parallelism: u32) -> u32 {
+        default_max_parallelism(parallelism)
+    }
+
+    /// Indices of the edges into vertex `v`.
+    pub fn inputs(&self, v: usize) -> impl Iterator<Item = (usize, &Edge)> {
+        self.edges
+            .iter()
+            .enumerate()
+            .filter(move |(_, e)| e.to == v)
+    }
+
+    /// Indices of the edges out of vertex `v`.
+    pub fn outputs(&self, v: usize) -> impl Iterator<Item = (usize, &Edge)> {
+        self.edges
+            .iter()
+            .enumerate()
+            .filter(move |(_, e)| e.from == v)
+    }
+
+    /// Every check; the first failure is returned.
+    pub fn validate(&self) -> Result<(), GraphError> {
+        self.config.checkpoint.validate()?;
+        let mut uids = HashSet::new();
+        for v in &self.vertices {
+            if v.uid.trim().is_empty() {
+                return Err(GraphError::EmptyUid {
+                    name: v.name.clone(),
+                });
+            }
+            if !uids.insert(v.uid.as_str()) {
+                return Err(GraphError::DuplicateUid { uid: v.uid.clone() });
+            }
+            if v.parallelism == 0 {
+                return Err(GraphError::ZeroParallelism { uid: v.uid.clone() });
+            }
+            if v.max_parallelism > UPPER_MAX_PARALLELISM {
+                return Err(GraphError::MaxParallelismTooLarge {
+                    uid: v.uid.clone(),
+                    max_parallelism: v.max_parallelism,
+                });
+            }
+            if v.max_parallelism < v.parallelism {
+                return Err(GraphError::MaxParallelismBelowParallelism {
+                    uid: v.uid.clone(),
+                    parallelism: v.parallelism,
+                    max_parallelism: v.max_parallelism,
+                });
+            }
+        }
+        if !self.vertices.iter().any(|v| v.role == VertexRole::Source) {
+            return Err(GraphError::NoSource);
+        }
+        for e in &self.edges {
+            for index in [e.from, e.to] {
+                if index >= self.vertices.len() {
+                    return Err(GraphError::DanglingEdge { index });
+                }
+            }
+            let (from, to) = (&self.vertices[e.from], &self.vertices[e.to]);
+            if e.partitioning == Partitioning::KeyBy && !e.has_key {
+                return Err(GraphError::KeyByWithoutKey {
+                    uid: to.uid.clone(),
+                });
+            }
+            if e.partitioning == Partitioning::Forward && from.parallelism != to.parallelism {
+                return Err(GraphError::ForwardParallelismMismatch {
+                    from: from.uid.clone(),
+                    to: to.uid.clone(),
+                    from_parallelism: from.parallelism,
+                    to_parallelism: to.parallelism,
+                });
+            }
+        }
+        for (i, v) in self.vertices.iter().enumerate() {
+            let mut inputs = self.inputs(i).peekable();
+            match v.role {
+                VertexRole::Source => {
+                    if inputs.peek().is_some() {
+                        return Err(GraphError::SourceWithInput { uid: v.uid.clone() });
+                    }
+                }
+                VertexRole::KeyedOperator => {
+                    if inputs.peek().is_none() {
+                        return Err(GraphError::NoInput { uid: v.uid.clone() });
+                    }
+                    if inputs.any(|(_, e)| e.partitioning != Partitioning::KeyBy) {
+                        return Err(GraphError::KeyedWithoutKeyBy { uid: v.uid.clone() });
+                    }
+                }
+                VertexRole::Operator | VertexRole::Sink => {
+                    if inputs.peek().is_none() {
+                        return Err(GraphError::NoInput { uid: v.uid.clone() });
+                    }
+                }
+            }
+        }
+        self.topological_order().map(|_| ())
+    }
+
+    /// Vertices sorted so every edge goes from an earlier to a later one (Kahn's algorithm).
+    pub fn topological_order(&self) -> Result<Vec<usize>, GraphError> {
+        let n = self.vertices.len();
+        let mut indegree = vec![0usize; n];
+        for e in &self.edges {
+            indegree[e.to] += 1;
+        }
+        let mut ready: Vec<usize> = (0..n).filter(|&v| indegree[v] == 0).collect();
+        let mut order = Vec::with_capacity(n);
+        while let Some(v) = ready.pop() {
+            order.push(v);
+            for e in self.edges.iter().filter(|e| e.from == v) {
+                indegree[e.to] -= 1;
+                if indegree[e.to] == 0 {
+                    ready.push(e.to);
+                }
+            }
+        }
+        match (0..n).find(|&v| indegree[v] > 0) {
+            Some(v) => Err(GraphError::Cycle {
+                uid: self.vertices[v].uid.clone(),
+            }),
+            None => Ok(order),
+        }
+    }
+}

@@ -1,0 +1,420 @@
+//! The executable form of an operator: what a subtask actor drives, with the record types erased.
+//!
+//! A [`VertexFactory`] (built by the typed stream API) creates one [`VertexRuntime`] per subtask,
+//! wired to its outgoing edges. The runtime passes record batches in as `Box<dyn Any + Send>`
+//! (one downcast per batch, never per record) and collects ready output batches in a `Vec`
+//! that the actor then sends. The four typed implementations here wrap the user traits of
+//! [`crate::operator`]: sources, operators, keyed process functions and sinks.
+
+use std::any::Any;
+use std::sync::{Arc, Mutex};
+
+use crate::element::{Barrier, CheckpointKind};
+use crate::ids::CheckpointId;
+use crate::operator::{
+    KeyedProcessFunction, Operator, OperatorError, Sink, Source, SourcePoll, SubtaskInfo,
+};
+use crate::partition::{OutBatch, OutputEdge, OutputWriter, WiringError};
+use crate::state::key_group::range_for_subtask;
+use crate::state::keyed::{KeyedStateStore, StateBackendKind, StateKey};
+use crate::state::operator_state::OperatorStateStore;
+
+/// State handed to a subtask when it (re)starts: the blobs of the snapshot's old subtasks that
+/// may hold its state.
+#[derive(Clone, Debug, Default)]
+pub struct RestoredState {
+    /// Keyed blobs of every old subtask whose key groups overlap this one's.
+    pub keyed: Vec<Arc<Vec<u8>>>,
+    /// Operator-state blobs of all old subtasks, in old subtask order (empty: nothing restored).
+    pub operator: Vec<Arc<Vec<u8>>>,
+}
+
+impl RestoredState {
+    fn keyed_slices(&self) -> Vec<&[u8]> {
+        self.keyed.iter().map(|b| b.as_slice()).collect()
+    }
+
+    fn restore_operator_state(
+        &self,
+        store: &mut OperatorStateStore,
+        info: &SubtaskInfo,
+    ) -> Result<(), OperatorError> {
+        if self.operator.is_empty() {
+            return Ok(());
+        }
+        let blobs: Vec<&[u8]> = self.operator.iter().map(|b| b.as_slice()).collect();
+        store.restore(&blobs, info.index, info.parallelism)?;
+        Ok(())
+    }
+}
+
+/// The serialised state of one subtask at one barrier.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct VertexSnapshot {
+    pub keyed: Option<Vec<u8>>,
+    pub operator: Option<Vec<u8>>,
+}
+
+/// What a subtask actor drives.
+pub trait VertexRuntime: Send {
+    /// Restore state and open the user code.
+    fn open(&mut self, restored: &RestoredState) -> Result<(), OperatorError>;
+
+    /// Sources only: produce up to `max` records.
+    fn poll_source(
+        &mut self,
+        _max: usize,
+        _ready: &mut Vec<OutBatch>,
+    ) -> Result<SourcePoll, OperatorError> {
+        Err(OperatorError::msg(
+            "poll_source called on a vertex that is not a source",
+        ))
+    }
+
+    /// Non-sources: handle one input batch (a `Vec` of the input type).
+    fn process(
+        &mut self,
+        _batch: Box<dyn Any + Send>,
+        _ready: &mut Vec<OutBatch>,
+    ) -> Result<(), OperatorError> {
+        Err(OperatorError::msg("process called on a source"))
+    }
+
+    /// Hand out everything buffered on the output side.
+    fn flush(&mut self, ready: &mut Vec<OutBatch>);
+
+    /// Every input has ended: let the user code emit what it holds, then flush.
+    fn finish(&mut self, ready: &mut Vec<OutBatch>) -> Result<(), OperatorError>;
+
+    /// The synchronous part of a checkpoint: serialise state (sinks pre-commit here).
+    fn snapshot(&mut self, barrier: &Barrier) -> Result<VertexSnapshot, OperatorError>;
+
+    /// Checkpoint `id` is complete and durable.
+    fn checkpoint_complete(
+        &mut self,
+        _id: CheckpointId,
+        _kind: CheckpointKind,
+    ) -> Result<(), OperatorError> {
+        Ok(())
+    }
+}
+
+/// Creates the runtime of one subtask. Built by the stream API; cloned into the graph.
+pub type VertexFactory = Arc<
+    dyn Fn(&SubtaskInfo, &[OutputEdge], usize) -> Result<Box<dyn VertexRuntime>, WiringError>
+        + Send
+        + Sync,
+>;
+
+/// A prototype of user code, cloned once per subtask.
+struct Prototype<U>(Mutex<U>);
+
+impl<U: Clone> Prototype<U> {
+    fn instance(&self) -> U {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+fn operator_snapshot(store: &OperatorStateStore) -> Result<Option<Vec<u8>>, OperatorError> {
+    Ok(Some(store.snapshot()?))
+}
+
+// ---------------------------------------------------------------------------------------------
+
+struct SourceVertex<T, S> {
+    info: SubtaskInfo,
+    source: S,
+    state: OperatorStateStore,
+    out: OutputWriter<T>,
+    scratch: Vec<T>,
+}
+
+/// The factory of a source vertex.
+pub fn source_factory<T, S>(source: S) -> VertexFactory
+where
+    T: Clone + Send + 'static,
+    S: Source<T> + Clone,
+{
+    let proto = Arc::new(Prototype(Mutex::new(source)));
+    Arc::new(move |info, edges, batch_size| {
+        Ok(Box::new(SourceVertex {
+            info: info.clone(),
+            source: proto.instance(),
+            state: OperatorStateStore::for_operator(&info.uid),
+            out: OutputWriter::<T>::new(edges, batch_size, info.index as usize)?,
+            scratch: Vec::new(),
+        }) as Box<dyn VertexRuntime>)
+    })
+}
+
+impl<T: Clone + Send + 'static, S: Source<T>> VertexRuntime for SourceVertex<T, S> {
+    fn open(&mut self, restored: &RestoredState) -> Result<(), OperatorError> {
+        restored.restore_operator_state(&mut self.state, &self.info)?;
+        self.source.open(&self.info, &mut self.state)
+    }
+
+    fn poll_source(
+        &mut self,
+        max: usize,
+        ready: &mut Vec<OutBatch>,
+    ) -> Result<SourcePoll, OperatorError> {
+        let mut buf = std::mem::take(&mut self.scratch);
+        let poll = self.source.poll(&mut buf, max)?;
+        if !buf.is_empty() {
+            self.out.write(buf, ready);
+        }
+        Ok(poll)
+    }
+
+    fn flush(&mut self, ready: &mut Vec<OutBatch>) {
+        self.out.flush(ready);
+    }
+
+    fn finish(&mut self, ready: &mut Vec<OutBatch>) -> Result<(), OperatorError> {
+        self.out.flush(ready);
+        Ok(())
+    }
+
+    fn snapshot(&mut self, _barrier: &Barrier) -> Result<VertexSnapshot, OperatorError> {
+        self.source.snapshot(&mut self.state)?;
+        Ok(VertexSnapshot {
+            keyed: None,
+            operator: operator_snapshot(&self.state)?,
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+struct OperatorVertex<I, O, Op> {
+    info: SubtaskInfo,
+    op: Op,
+    state: OperatorStateStore,
+    out: OutputWriter<O>,
+    _in: std::marker::PhantomData<fn(I)>,
+}
+
+/// The factory of a non-keyed operator vertex.
+pub fn operator_factory<I, O, Op>(op: Op) -> VertexFactory
+where
+    I: Send + 'static,
+    O: Clone + Send + 'static,
+    Op: Operator<I, O> + Clone,
+{
+    let proto = Arc::new(Prototype(Mutex::new(op)));
+    Arc::new(move |info, edges, batch_size| {
+        Ok(Box::new(OperatorVertex::<I, O, Op> {
+            info: info.clone(),
+            op: proto.instance(),
+            state: OperatorStateStore::for_operator(&info.uid),
+            out: OutputWriter::new(edges, batch_size, info.index as usize)?,
+            _in: std::marker::PhantomData,
+        }) as Box<dyn VertexRuntime>)
+    })
+}
+
+fn downcast_batch<I: 'static>(batch: Box<dyn Any + Send>) -> Result<Vec<I>, OperatorError> {
+    batch
+        .downcast::<Vec<I>>()
+        .map(|b| *b)
+        .map_err(|_| OperatorError::msg("input batch has the wrong record type (wiring bug)"))
+}
+
+impl<I, O, Op> VertexRuntime for OperatorVertex<I, O, Op>
+where
+    I: Send + 'static,
+    O: Clone + Send + 'static,
+    Op: Operator<I, O>,
+{
+    fn open(&mut self, restored: &RestoredState) -> Result<(), OperatorError> {
+        restored.restore_operator_state(&mut self.state, &self.info)?;
+        self.op.open(&self.info, &mut self.state)
+    }
+
+    fn process(
+        &mut self,
+        batch: Box<dyn Any + Send>,
+        ready: &mut Vec<OutBatch>,
+    ) -> Result<(), OperatorError> {
+        let input = downcast_batch::<I>(batch)?;
+        let mut out = Vec::with_capacity(input.len());
+        self.op.process(input, &mut out)?;
+        if !out.is_empty() {
+            self.out.write(out, ready);
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self, ready: &mut Vec<OutBatch>) {
+        self.out.flush(ready);
+    }
+
+    fn finish(&mut self, ready: &mut Vec<OutBatch>) -> Result<(), OperatorError> {
+        let mut out = Vec::new();
+        self.op.finish(&mut out)?;
+        if !out.is_empty() {
+            self.out.write(out, ready);
+        }
+        self.out.flush(ready);
+        Ok(())
+    }
+
+    fn snapshot(&mut self, _barrier: &Barrier) -> Result<VertexSnapshot, OperatorError> {
+        self.op.snapshot(&mut self.state)?;
+        Ok(VertexSnapshot {
+            keyed: None,
+            operator: operator_snapshot(&self.state)?,
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/// Extracts the key of a record.
+pub type KeySelector<T, K> = Arc<dyn Fn(&T) -> K + Send + Sync>;
+
+struct KeyedVertex<K: StateKey, I, O, F> {
+    info: SubtaskInfo,
+    f: F,
+    key_of: KeySelector<I, K>,
+    state: KeyedStateStore<K>,
+    out: OutputWriter<O>,
+}
+
+/// The factory of a keyed process function vertex (downstream of a key-by edge).
+pub fn keyed_factory<K, I, O, F>(
+    f: F,
+    key_of: KeySelector<I, K>,
+    backend: StateBackendKind,
+) -> VertexFactory
+where
+    K: StateKey,
+    I: Send + 'static,
+    O: Clone + Send + 'static,
+    F: KeyedProcessFunction<K, I, O> + Clone,
+{
+    let proto = Arc::new(Prototype(Mutex::new(f)));
+    Arc::new(move |info, edges, batch_size| {
+        let range = range_for_subtask(info.max_parallelism, info.parallelism, info.index);
+        Ok(Box::new(KeyedVertex::<K, I, O, F> {
+            info: info.clone(),
+            f: proto.instance(),
+            key_of: key_of.clone(),
+            state: KeyedStateStore::new(&info.uid, range, info.max_parallelism, backend),
+            out: OutputWriter::new(edges, batch_size, info.index as usize)?,
+        }) as Box<dyn VertexRuntime>)
+    })
+}
+
+impl<K, I, O, F> VertexRuntime for KeyedVertex<K, I, O, F>
+where
+    K: StateKey,
+    I: Send + 'static,
+    O: Clone + Send + 'static,
+    F: KeyedProcessFunction<K, I, O>,
+{
+    fn open(&mut self, restored: &RestoredState) -> Result<(), OperatorError> {
+        if !restored.keyed.is_empty() {
+            self.state.restore(&restored.keyed_slices())?;
+        }
+        self.f.open(&self.info, &mut self.state)
+    }
+
+    fn process(
+        &mut self,
+        batch: Box<dyn Any + Send>,
+        ready: &mut Vec<OutBatch>,
+    ) -> Result<(), OperatorError> {
+        let input = downcast_batch::<I>(batch)?;
+        let mut out = Vec::with_capacity(input.len());
+        for record in input {
+            let key = (self.key_of)(&record);
+            self.state.set_current_key(key.clone());
+            self.f.process(&key, record, &mut self.state, &mut out)?;
+        }
+        if !out.is_empty() {
+            self.out.write(out, ready);
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self, ready: &mut Vec<OutBatch>) {
+        self.out.flush(ready);
+    }
+
+    fn finish(&mut self, ready: &mut Vec<OutBatch>) -> Result<(), OperatorError> {
+        self.out.flush(ready);
+        Ok(())
+    }
+
+    fn snapshot(&mut self, _barrier: &Barrier) -> Result<VertexSnapshot, OperatorError> {
+        Ok(VertexSnapshot {
+            keyed: Some(self.state.snapshot()?),
+            operator: None,
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+struct SinkVertex<T, S> {
+    info: SubtaskInfo,
+    sink: S,
+    state: OperatorStateStore,
+    _in: std::marker::PhantomData<fn(T)>,
+}
+
+/// The factory of a sink vertex.
+pub fn sink_factory<T, S>(sink: S) -> VertexFactory
+where
+    T: Send + 'static,
+    S: Sink<T> + Clone,
+{
+    let proto = Arc::new(Prototype(Mutex::new(sink)));
+    Arc::new(move |info, _edges, _batch_size| {
+        Ok(Box::new(SinkVertex::<T, S> {
+            info: info.clone(),
+            sink: proto.instance(),
+            state: OperatorStateStore::for_operator(&info.uid),
+            _in: std::marker::PhantomData,
+        }) as Box<dyn VertexRuntime>)
+    })
+}
+
+impl<T: Send + 'static, S: Sink<T>> VertexRuntime for SinkVertex<T, S> {
+    fn open(&mut self, restored: &RestoredState) -> Result<(), OperatorError> {
+        restored.restore_operator_state(&mut self.state, &self.info)?;
+        self.sink.open(&self.info, &mut self.state)
+    }
+
+    fn process(
+        &mut self,
+        batch: Box<dyn Any + Send>,
+        _ready: &mut Vec<OutBatch>,
+    ) -> Result<(), OperatorError> {
+        self.sink.write(downcast_batch::<T>(batch)?)
+    }
+
+    fn flush(&mut self, _ready: &mut Vec<OutBatch>) {}
+
+    fn finish(&mut self, _ready: &mut Vec<OutBatch>) -> Result<(), OperatorError> {
+        self.sink.finish()
+    }
+
+    fn snapshot(&mut self, barrier: &Barrier) -> Result<VertexSnapshot, OperatorError> {
+        self.sink.pre_commit(barrier.id)?;
+        self.sink.snapshot(&mut self.state)?;
+        Ok(VertexSnapshot {
+            keyed: None,
+            operator: operator_snapshot(&self.state)?,
+        })
+    }
+
+    fn checkpoint_complete(
+        &mut self,
+        id: CheckpointId,
+        kind: CheckpointKind,
+    ) -> Result<(), OperatorError> {
+        self.sink.commit(id, kind)
+    }
+}
