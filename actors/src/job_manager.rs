@@ -103,6 +103,9 @@ pub struct JobManager {
     origin: Instant,
     locations: LocationRegistry,
     finalizing: HashMap<CheckpointId, Arc<CheckpointMetadata>>,
+    /// Storage work in flight (deleting subsumed or aborted checkpoints): awaited before the job
+    /// reports a terminal status, so what a user sees then is what is on disk.
+    background: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl JobManager {
@@ -145,7 +148,24 @@ impl JobManager {
             origin,
             locations: LocationRegistry::default(),
             finalizing: HashMap::new(),
+            background: Vec::new(),
         }
+    }
+
+    /// Runs storage work in the background, remembered until the job ends.
+    fn in_background(&mut self, work: impl std::future::Future<Output = ()> + 'static) {
+        self.background.retain(|h| !h.is_finished());
+        self.background.push(actix::spawn(work));
+    }
+
+    fn discard_incomplete(&mut self, location: SnapshotLocation) {
+        let storage = self.storage.clone();
+        let job_id = self.job_id;
+        self.in_background(async move {
+            if let Err(e) = storage.discard_incomplete(&location).await {
+                warn!(%job_id, path = %location.external_path(), error = %e, "deleting an aborted checkpoint failed");
+            }
+        });
     }
 
     fn now(&self) -> Duration {
@@ -408,7 +428,7 @@ impl JobManager {
                 CoordinatorAction::Discard { ids } => {
                     let storage = self.storage.clone();
                     let job_id = self.job_id;
-                    actix::spawn(async move {
+                    self.in_background(async move {
                         for id in ids {
                             if let Err(e) = storage.discard_checkpoint(id).await {
                                 warn!(%job_id, checkpoint_id = id.0, error = %e, "deleting a subsumed checkpoint failed");
@@ -519,10 +539,7 @@ impl JobManager {
             t.addr.do_send(CheckpointAborted { id });
         }
         if let Some(location) = self.locations.remove(id) {
-            let storage = self.storage.clone();
-            actix::spawn(async move {
-                let _ = storage.discard_incomplete(&location).await;
-            });
+            self.discard_incomplete(location);
         }
         self.publish();
         if self.final_id == Some(id) && self.is_running() {
@@ -558,10 +575,7 @@ impl JobManager {
         let now = self.now();
         let _ = self.coordinator.abort_all(AbortReason::JobRestarting, now);
         for (_, location) in self.locations.clear() {
-            let storage = self.storage.clone();
-            actix::spawn(async move {
-                let _ = storage.discard_incomplete(&location).await;
-            });
+            self.discard_incomplete(location);
         }
         self.finalizing.clear();
     }
@@ -603,21 +617,27 @@ impl JobManager {
             self.state.failure = failure;
         }
         let retention = self.graph.config.checkpoint.externalized_retention;
-        if discard_on_termination(retention, status) {
-            let ids = self.coordinator.retained().ids();
-            let storage = self.storage.clone();
-            let fut = async move {
-                for id in ids {
-                    let _ = storage.discard_checkpoint(id).await;
-                }
-            };
-            ctx.wait(
-                fut.into_actor(self)
-                    .map(move |_, act, _| act.set_status(status)),
-            );
+        let discard = if discard_on_termination(retention, status) {
+            self.coordinator.retained().ids()
         } else {
-            self.set_status(status);
-        }
+            Vec::new()
+        };
+        let background = std::mem::take(&mut self.background);
+        let storage = self.storage.clone();
+        let job_id = self.job_id;
+        let fut = async move {
+            // Deletions already under way finish first: they may touch the same directories.
+            futures::future::join_all(background).await;
+            for id in discard {
+                if let Err(e) = storage.discard_checkpoint(id).await {
+                    warn!(%job_id, checkpoint_id = id.0, error = %e, "deleting a checkpoint at job end failed");
+                }
+            }
+        };
+        ctx.wait(
+            fut.into_actor(self)
+                .map(move |_, act, _| act.set_status(status)),
+        );
     }
 }
 
