@@ -284,3 +284,146 @@ impl JobGraph {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::connectors::print::DiscardSink;
+    use crate::connectors::sequence::SequenceSource;
+    use crate::functions::Count;
+    use crate::stream::StreamEnvironment;
+
+    fn pipeline(env: &StreamEnvironment) {
+        env.add_source("numbers", SequenceSource::new(0, 10))
+            .map("double", |v: u64| v * 2)
+            .key_by(|v: &u64| v % 3)
+            .process("count", Count::default())
+            .add_sink("sink", DiscardSink::new());
+    }
+
+    fn valid() -> JobGraph {
+        let env = StreamEnvironment::new("t");
+        env.set_parallelism(2);
+        pipeline(&env);
+        env.build().unwrap()
+    }
+
+    #[test]
+    fn a_valid_graph_resolves_parallelism_and_partitioning() {
+        let g = valid();
+        assert_eq!(g.vertices.len(), 4);
+        assert!(g.vertices.iter().all(|v| v.parallelism == 2));
+        assert!(g.vertices.iter().all(|v| v.max_parallelism == 128));
+        let parts: Vec<Partitioning> = g.edges.iter().map(|e| e.partitioning).collect();
+        assert_eq!(
+            parts,
+            vec![
+                Partitioning::Forward,
+                Partitioning::KeyBy,
+                Partitioning::Forward
+            ]
+        );
+        assert_eq!(g.topological_order().unwrap().len(), 4);
+    }
+
+    #[test]
+    fn different_parallelism_defaults_to_rebalance() {
+        let env = StreamEnvironment::new("t");
+        env.add_source("numbers", SequenceSource::new(0, 10))
+            .parallelism(1)
+            .map("m", |v: u64| v)
+            .parallelism(3)
+            .add_sink("sink", DiscardSink::new());
+        let g = env.build().unwrap();
+        assert_eq!(g.edges[0].partitioning, Partitioning::Rebalance);
+        assert_eq!(g.edges[1].partitioning, Partitioning::Rebalance);
+    }
+
+    #[test]
+    fn each_bad_graph_is_rejected_naming_the_operator() {
+        let no_source = JobGraph {
+            vertices: valid()
+                .vertices
+                .into_iter()
+                .filter(|v| v.role != VertexRole::Source)
+                .collect(),
+            edges: vec![],
+            ..valid()
+        };
+        assert_eq!(no_source.validate(), Err(GraphError::NoSource));
+
+        let mut zero = valid();
+        zero.vertices[1].parallelism = 0;
+        assert_eq!(
+            zero.validate(),
+            Err(GraphError::ZeroParallelism {
+                uid: "double".into()
+            })
+        );
+
+        let mut low_max = valid();
+        low_max.vertices[2].max_parallelism = 1;
+        let e = low_max.validate().unwrap_err();
+        assert!(e.to_string().contains("`count`"), "{e}");
+
+        let mut dup = valid();
+        dup.vertices[3].uid = "count".into();
+        assert_eq!(
+            dup.validate(),
+            Err(GraphError::DuplicateUid {
+                uid: "count".into()
+            })
+        );
+
+        let mut keyless = valid();
+        keyless.edges[1].has_key = false;
+        assert_eq!(
+            keyless.validate(),
+            Err(GraphError::KeyByWithoutKey {
+                uid: "count".into()
+            })
+        );
+
+        let mut not_keyed = valid();
+        not_keyed.edges[1].partitioning = Partitioning::Rebalance;
+        assert_eq!(
+            not_keyed.validate(),
+            Err(GraphError::KeyedWithoutKeyBy {
+                uid: "count".into()
+            })
+        );
+
+        let mut cycle = valid();
+        let mut back = cycle.edges[2].clone();
+        back.from = 3;
+        back.to = 1;
+        cycle.edges.push(back);
+        assert!(matches!(cycle.validate(), Err(GraphError::Cycle { .. })));
+
+        let mut forward = valid();
+        forward.vertices[1].parallelism = 1;
+        forward.vertices[1].max_parallelism = 128;
+        let e = forward.validate().unwrap_err();
+        assert!(
+            matches!(e, GraphError::ForwardParallelismMismatch { .. }),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn empty_uid_and_bad_checkpoint_config_are_rejected() {
+        let env = StreamEnvironment::new("t");
+        env.add_source("", SequenceSource::new(0, 10))
+            .add_sink("sink", DiscardSink::new());
+        assert!(matches!(env.build(), Err(GraphError::EmptyUid { .. })));
+
+        let env = StreamEnvironment::new("t");
+        env.set_checkpoint_config(crate::checkpoint::CheckpointConfig {
+            max_concurrent: 0,
+            ..Default::default()
+        });
+        pipeline(&env);
+        let e = env.build().unwrap_err();
+        assert!(e.to_string().contains("max-concurrent-checkpoints"), "{e}");
+    }
+}

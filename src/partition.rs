@@ -251,3 +251,103 @@ impl<T: Clone + Send + 'static> EdgeWriter<T> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn edge<T: Send + Sync + 'static>(
+        partitioning: Partitioning,
+        key: Option<KeyGroupFn<T>>,
+        channels: usize,
+    ) -> OutputEdge {
+        OutputEdge {
+            partitioning,
+            key: Arc::new(EdgeKey { key_group: key }),
+            channels,
+            downstream_parallelism: channels as u32,
+            downstream_max_parallelism: 128,
+        }
+    }
+
+    fn collect(ready: Vec<OutBatch>) -> Vec<(usize, Vec<u64>)> {
+        ready
+            .into_iter()
+            .map(|b| (b.channel, *b.records.downcast::<Vec<u64>>().unwrap()))
+            .collect()
+    }
+
+    #[test]
+    fn forward_batches_and_flushes() {
+        let mut w =
+            OutputWriter::<u64>::new(&[edge::<u64>(Partitioning::Forward, None, 1)], 4, 0).unwrap();
+        let mut ready = Vec::new();
+        w.write(vec![1, 2, 3], &mut ready);
+        assert!(ready.is_empty());
+        w.write(vec![4, 5], &mut ready);
+        assert_eq!(
+            collect(std::mem::take(&mut ready)),
+            vec![(0, vec![1, 2, 3, 4, 5])]
+        );
+        w.write(vec![6], &mut ready);
+        w.flush(&mut ready);
+        assert_eq!(collect(ready), vec![(0, vec![6])]);
+        assert!(w.is_empty());
+    }
+
+    #[test]
+    fn rebalance_round_robins_records() {
+        let mut w =
+            OutputWriter::<u64>::new(&[edge::<u64>(Partitioning::Rebalance, None, 3)], 100, 1)
+                .unwrap();
+        let mut ready = Vec::new();
+        w.write((0..6).collect(), &mut ready);
+        w.flush(&mut ready);
+        let mut got = collect(ready);
+        got.sort();
+        assert_eq!(got, vec![(0, vec![2, 5]), (1, vec![0, 3]), (2, vec![1, 4])]);
+    }
+
+    #[test]
+    fn key_by_sends_each_key_to_its_key_groups_subtask() {
+        let kg = key_group_fn(|v: &u64| *v % 10);
+        let mut w =
+            OutputWriter::<u64>::new(&[edge(Partitioning::KeyBy, Some(kg), 3)], 1000, 0).unwrap();
+        let mut ready = Vec::new();
+        w.write((0..1000).collect(), &mut ready);
+        w.flush(&mut ready);
+        let mut seen = std::collections::HashMap::new();
+        for (channel, records) in collect(ready) {
+            for r in records {
+                let expected = subtask_for_key_group(key_group_of(&(r % 10), 128), 128, 3) as usize;
+                assert_eq!(channel, expected, "record {r}");
+                assert_eq!(*seen.entry(r % 10).or_insert(channel), channel);
+            }
+        }
+        assert_eq!(seen.len(), 10);
+    }
+
+    #[test]
+    fn broadcast_copies_to_every_channel_and_fan_out_to_every_edge() {
+        let edges = [
+            edge::<u64>(Partitioning::Broadcast, None, 2),
+            edge::<u64>(Partitioning::Forward, None, 1),
+        ];
+        let mut w = OutputWriter::<u64>::new(&edges, 100, 0).unwrap();
+        assert_eq!(w.channels(), 3);
+        let mut ready = Vec::new();
+        w.write(vec![7, 8], &mut ready);
+        w.flush(&mut ready);
+        let mut got = collect(ready);
+        got.sort();
+        assert_eq!(got, vec![(0, vec![7, 8]), (1, vec![7, 8]), (2, vec![7, 8])]);
+    }
+
+    #[test]
+    fn wiring_mistakes_are_errors() {
+        let wrong_type = edge::<String>(Partitioning::Forward, None, 1);
+        assert!(OutputWriter::<u64>::new(&[wrong_type], 10, 0).is_err());
+        let keyless = edge::<u64>(Partitioning::KeyBy, None, 2);
+        assert!(OutputWriter::<u64>::new(&[keyless], 10, 0).is_err());
+    }
+}
