@@ -19,6 +19,7 @@
 //! - [`format`]: magic/version/checksum framing of every persisted blob.
 
 pub mod checkpoint;
+pub mod config;
 pub mod connectors;
 pub mod element;
 pub mod format;

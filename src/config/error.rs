@@ -118,7 +118,10 @@ fn suggestion_text(suggestion: &Option<String>) -> String {
 }
 
 fn problem_text(problem: &Option<String>) -> String {
-    problem.as_ref().map(|p| format!("{p}; ")).unwrap_or_default()
+    problem
+        .as_ref()
+        .map(|p| format!("{p}; "))
+        .unwrap_or_default()
 }
 
 impl ConfigError {

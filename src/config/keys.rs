@@ -149,20 +149,66 @@ use ValueType::{Bool, Duration, Enum, Float, Integer, List, Size, Text};
 
 /// Every key Weir reads, in the order `describe` prints them.
 pub const KEYS: &[KeySpec] = &[
-    entry(INTERVAL, &[], Duration, "(none: checkpointing off)", "period of the periodic checkpoint trigger"),
-    entry(MODE, &[], Enum(&["EXACTLY_ONCE", "AT_LEAST_ONCE"]), "EXACTLY_ONCE", "barrier alignment or barrier tracking"),
-    entry(TIMEOUT, &[], Duration, "10 min", "a pending checkpoint older than this fails"),
-    entry(MIN_PAUSE, &[], Duration, "0 ms", "least time from the end of one checkpoint to the next trigger"),
-    entry(MAX_CONCURRENT, &[], Integer, "1", "checkpoints pending at once"),
-    entry(TOLERABLE_FAILURES, &[], Integer, "0", "consecutive failed checkpoints tolerated before a failover"),
+    entry(
+        INTERVAL,
+        &[],
+        Duration,
+        "(none: checkpointing off)",
+        "period of the periodic checkpoint trigger",
+    ),
+    entry(
+        MODE,
+        &[],
+        Enum(&["EXACTLY_ONCE", "AT_LEAST_ONCE"]),
+        "EXACTLY_ONCE",
+        "barrier alignment or barrier tracking",
+    ),
+    entry(
+        TIMEOUT,
+        &[],
+        Duration,
+        "10 min",
+        "a pending checkpoint older than this fails",
+    ),
+    entry(
+        MIN_PAUSE,
+        &[],
+        Duration,
+        "0 ms",
+        "least time from the end of one checkpoint to the next trigger",
+    ),
+    entry(
+        MAX_CONCURRENT,
+        &[],
+        Integer,
+        "1",
+        "checkpoints pending at once",
+    ),
+    entry(
+        TOLERABLE_FAILURES,
+        &[],
+        Integer,
+        "0",
+        "consecutive failed checkpoints tolerated before a failover",
+    ),
     entry(
         RETENTION,
         &[],
-        Enum(&["NO_EXTERNALIZED_CHECKPOINTS", "DELETE_ON_CANCELLATION", "RETAIN_ON_CANCELLATION"]),
+        Enum(&[
+            "NO_EXTERNALIZED_CHECKPOINTS",
+            "DELETE_ON_CANCELLATION",
+            "RETAIN_ON_CANCELLATION",
+        ]),
         "NO_EXTERNALIZED_CHECKPOINTS",
         "what happens to retained checkpoints when the job ends",
     ),
-    entry(NUM_RETAINED, &["state.checkpoints.num-retained"], Integer, "1", "completed checkpoints kept"),
+    entry(
+        NUM_RETAINED,
+        &["state.checkpoints.num-retained"],
+        Integer,
+        "1",
+        "completed checkpoints kept",
+    ),
     entry(
         DIR,
         &["state.checkpoints.dir", "state.backend.fs.checkpointdir"],
@@ -170,12 +216,18 @@ pub const KEYS: &[KeySpec] = &[
         "(none)",
         "checkpoint directory (path or URI); selects filesystem storage unless a storage is set",
     ),
-    entry(SAVEPOINT_DIR, &["state.savepoints.dir"], Text, "(none)", "default savepoint directory"),
+    entry(
+        SAVEPOINT_DIR,
+        &["state.savepoints.dir"],
+        Text,
+        "(none)",
+        "default savepoint directory",
+    ),
     entry(
         STORAGE,
         &["state.checkpoint-storage"],
         Enum(&["jobmanager", "filesystem"]),
-        "jobmanager (filesystem when a dir is set)",
+        "(jobmanager; filesystem when a dir is set)",
         "where checkpoint state goes",
     ),
     entry(
@@ -192,10 +244,28 @@ pub const KEYS: &[KeySpec] = &[
         "4 kb",
         "write buffer of checkpoint streams (accepted, not used yet)",
     ),
-    entry(UNALIGNED, &["execution.checkpointing.unaligned"], Bool, "false", "unaligned checkpoints"),
-    entry(INCREMENTAL, &["state.backend.incremental"], Bool, "false", "incremental snapshots where the backend supports them"),
+    entry(
+        UNALIGNED,
+        &["execution.checkpointing.unaligned"],
+        Bool,
+        "false",
+        "unaligned checkpoints",
+    ),
+    entry(
+        INCREMENTAL,
+        &["state.backend.incremental"],
+        Bool,
+        "false",
+        "incremental snapshots where the backend supports them",
+    ),
     entry(COMPRESSION, &[], Bool, "false", "compress snapshot files"),
-    entry(CREATE_SUBDIR, &["state.checkpoints.create-subdir"], Bool, "true", "put chk-<n> under a <job-id>/ sub-directory"),
+    entry(
+        CREATE_SUBDIR,
+        &["state.checkpoints.create-subdir"],
+        Bool,
+        "true",
+        "put chk-<n> under a <job-id>/ sub-directory",
+    ),
     entry(
         LOCAL_BACKUP,
         &[],
@@ -210,8 +280,20 @@ pub const KEYS: &[KeySpec] = &[
         "(none)",
         "directories of the local copies (accepted, not used yet)",
     ),
-    entry(STATE_BACKEND, &["state.backend"], Enum(&["hashmap"]), "hashmap", "where keyed state lives"),
-    entry(RESTORE_PATH, &["execution.savepoint.path"], Text, "(none)", "savepoint or checkpoint to restore from"),
+    entry(
+        STATE_BACKEND,
+        &["state.backend"],
+        Enum(&["hashmap"]),
+        "hashmap",
+        "where keyed state lives",
+    ),
+    entry(
+        RESTORE_PATH,
+        &["execution.savepoint.path"],
+        Text,
+        "(none)",
+        "savepoint or checkpoint to restore from",
+    ),
     entry(
         CLAIM_MODE,
         &["execution.savepoint-restore-mode"],
@@ -240,19 +322,91 @@ pub const KEYS: &[KeySpec] = &[
         "(none without checkpointing, exponential-delay with it)",
         "how a failed job is restarted",
     ),
-    entry(FIXED_ATTEMPTS, &[], Integer, "1", "fixed-delay: restarts before giving up"),
-    entry(FIXED_DELAY, &[], Duration, "1 s", "fixed-delay: wait before each restart"),
-    entry(EXP_INITIAL, &[], Duration, "1 s", "exponential-delay: first wait"),
-    entry(EXP_MAX, &[], Duration, "1 min", "exponential-delay: longest wait"),
-    entry(EXP_MULTIPLIER, &[], Float, "1.5", "exponential-delay: growth of the wait"),
-    entry(EXP_RESET, &[], Duration, "1 h", "exponential-delay: running this long resets the backoff"),
-    entry(EXP_JITTER, &[], Float, "0.1", "exponential-delay: random share of the wait, 0 to 1"),
-    entry(EXP_ATTEMPTS, &[], Integer, "4294967295", "exponential-delay: restarts without a reset before giving up"),
-    entry(PARALLELISM, &[], Integer, "1", "parallelism of operators that set none"),
-    entry(MAX_PARALLELISM, &[], Integer, "(derived from the parallelism)", "number of key groups, 1 to 32768 (-1: derived)"),
+    entry(
+        FIXED_ATTEMPTS,
+        &[],
+        Integer,
+        "1",
+        "fixed-delay: restarts before giving up",
+    ),
+    entry(
+        FIXED_DELAY,
+        &[],
+        Duration,
+        "1 s",
+        "fixed-delay: wait before each restart",
+    ),
+    entry(
+        EXP_INITIAL,
+        &[],
+        Duration,
+        "1 s",
+        "exponential-delay: first wait",
+    ),
+    entry(
+        EXP_MAX,
+        &[],
+        Duration,
+        "1 min",
+        "exponential-delay: longest wait",
+    ),
+    entry(
+        EXP_MULTIPLIER,
+        &[],
+        Float,
+        "1.5",
+        "exponential-delay: growth of the wait",
+    ),
+    entry(
+        EXP_RESET,
+        &[],
+        Duration,
+        "1 h",
+        "exponential-delay: running this long resets the backoff",
+    ),
+    entry(
+        EXP_JITTER,
+        &[],
+        Float,
+        "0.1",
+        "exponential-delay: random share of the wait, 0 to 1",
+    ),
+    entry(
+        EXP_ATTEMPTS,
+        &[],
+        Integer,
+        "4294967295",
+        "exponential-delay: restarts without a reset before giving up",
+    ),
+    entry(
+        PARALLELISM,
+        &[],
+        Integer,
+        "1",
+        "parallelism of operators that set none",
+    ),
+    entry(
+        MAX_PARALLELISM,
+        &[],
+        Integer,
+        "(derived from the parallelism)",
+        "number of key groups, 1 to 32768 (-1: derived)",
+    ),
     entry(JOB_NAME, &[], Text, "(none)", "the job's name"),
-    entry(REST_ADDRESS, &[], Text, "127.0.0.1", "address the REST API listens on"),
-    entry(REST_PORT, &[], Integer, "8081", "port the REST API listens on"),
+    entry(
+        REST_ADDRESS,
+        &[],
+        Text,
+        "127.0.0.1",
+        "address the REST API listens on",
+    ),
+    entry(
+        REST_PORT,
+        &[],
+        Integer,
+        "8081",
+        "port the REST API listens on",
+    ),
 ];
 
 /// Flink keys Weir accepts and does not use (exact names, compared case-insensitively).
@@ -362,7 +516,10 @@ pub fn lookup(key: &str) -> Lookup {
         return Lookup::Known { spec, alias };
     }
     let suggestion = suggest(key);
-    if suggestion.as_ref().is_some_and(|(_, distance)| *distance <= 2) {
+    if suggestion
+        .as_ref()
+        .is_some_and(|(_, distance)| *distance <= 2)
+    {
         return Lookup::Unknown {
             suggestion: suggestion.map(|(s, _)| s),
         };
@@ -383,25 +540,26 @@ pub fn lookup(key: &str) -> Lookup {
 /// (`parallelism`) of a known key.
 fn suggest(key: &str) -> Option<(String, usize)> {
     let lower = key.to_ascii_lowercase();
-    let mut best: Option<(&'static KeySpec, &'static str, usize)> = None;
+    // (spec, spelling, distance, whether `key` is a head or tail of it)
+    let mut best: Option<(&'static KeySpec, &'static str, usize, bool)> = None;
     for spec in KEYS {
         for name in std::iter::once(&spec.key).chain(spec.aliases) {
-            let distance = if name.ends_with(&format!(".{lower}"))
-                || name.starts_with(&format!("{lower}."))
-            {
-                // Accepted whatever its length, but ranked after real near-misses.
+            let contained =
+                name.ends_with(&format!(".{lower}")) || name.starts_with(&format!("{lower}."));
+            // A head or tail is accepted whatever its length, but ranked after real near-misses.
+            let distance = if contained {
                 3
             } else {
                 edit_distance(&lower, name)
             };
-            if best.is_none_or(|(_, _, d)| distance < d) {
-                best = Some((spec, name, distance));
+            if best.is_none_or(|(_, _, d, _)| distance < d) {
+                best = Some((spec, name, distance, contained));
             }
         }
     }
-    let (spec, name, distance) = best?;
+    let (spec, name, distance, contained) = best?;
     let limit = (key.chars().count() / 5).max(2);
-    if distance > limit {
+    if distance > limit && !contained {
         return None;
     }
     let text = if name == spec.key {
@@ -438,7 +596,11 @@ mod tests {
         for spec in KEYS {
             for name in std::iter::once(&spec.key).chain(spec.aliases) {
                 assert!(seen.insert(*name), "`{name}` appears twice");
-                assert_eq!(*name, name.to_ascii_lowercase(), "env vars could not set `{name}`");
+                assert_eq!(
+                    *name,
+                    name.to_ascii_lowercase(),
+                    "env vars could not set `{name}`"
+                );
                 assert!(
                     !name.contains('_'),
                     "`{name}` has `_`, which env mapping turns into `-`"
@@ -460,7 +622,10 @@ mod tests {
     fn aliases_resolve_to_their_key() {
         assert_eq!(spec_of("state.checkpoints.dir"), Some((spec(DIR), true)));
         assert_eq!(spec_of(DIR), Some((spec(DIR), false)));
-        assert_eq!(spec_of("restart-strategy"), Some((spec(RESTART_TYPE), true)));
+        assert_eq!(
+            spec_of("restart-strategy"),
+            Some((spec(RESTART_TYPE), true))
+        );
         assert_eq!(spec_of("nope"), None);
     }
 

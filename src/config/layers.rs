@@ -268,7 +268,9 @@ fn is_setting_var(name: &str) -> bool {
 pub fn env_var_for(key: &str) -> String {
     format!(
         "{ENV_PREFIX}{}",
-        key.to_ascii_uppercase().replace('.', "__").replace('-', "_")
+        key.to_ascii_uppercase()
+            .replace('.', "__")
+            .replace('-', "_")
     )
 }
 
@@ -282,11 +284,12 @@ pub fn key_for_env_var(name: &str) -> Option<String> {
     })
 }
 
-/// The `-D key=value` overrides as entries.
-pub(crate) fn override_layer(overrides: &[(String, String)]) -> Vec<RawEntry> {
+/// The `-D key=value` overrides, each a layer of its own: a later `-D` wins over an earlier one
+/// for the same setting, whichever names they use (as on any command line).
+pub(crate) fn override_layers(overrides: &[(String, String)]) -> Vec<Vec<RawEntry>> {
     overrides
         .iter()
-        .map(|(k, v)| RawEntry::new(k.trim(), Some(v.clone()), Origin::Override))
+        .map(|(k, v)| vec![RawEntry::new(k.trim(), Some(v.clone()), Origin::Override)])
         .collect()
 }
 
@@ -349,7 +352,10 @@ mod tests {
             ]
         );
         let err = parse_text("a.b: [[1]]\n", TextFormat::Yaml, Origin::Override).unwrap_err();
-        assert!(err.to_string().contains("`a.b` is a list of lists"), "{err}");
+        assert!(
+            err.to_string().contains("`a.b` is a list of lists"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -374,7 +380,8 @@ mod tests {
         let origin = Origin::File("conf/bad.yaml".into());
         let err = parse_text("a: [unclosed\n", TextFormat::Yaml, origin).unwrap_err();
         assert!(
-            err.to_string().starts_with("cannot parse config file conf/bad.yaml: "),
+            err.to_string()
+                .starts_with("cannot parse config file conf/bad.yaml: "),
             "{err}"
         );
         let err = parse_text("a = \n", TextFormat::Toml, Origin::Override).unwrap_err();
