@@ -62,6 +62,10 @@ pub struct Barrier {
     /// Wall-clock milliseconds since the Unix epoch when the coordinator triggered it.
     pub timestamp_ms: u64,
     pub kind: CheckpointKind,
+    /// End of input follows this barrier and every operator finishes (flushes what it holds)
+    /// *before* snapshotting it: the final checkpoint of a bounded job and a drained
+    /// stop-with-savepoint. Without it, a stop-with-savepoint keeps held data in the snapshot.
+    pub drain: bool,
 }
 
 /// One element on a channel.

@@ -25,7 +25,8 @@ use crate::state::operator_state::OperatorStateStore;
 pub struct RestoredState {
     /// Keyed blobs of every old subtask whose key groups overlap this one's.
     pub keyed: Vec<Arc<Vec<u8>>>,
-    /// Operator-state blobs of all old subtasks, in old subtask order (empty: nothing restored).
+    /// Operator-state blobs of all old subtasks, in old subtask order (empty: nothing restored;
+    /// an old subtask without state contributes an empty store's blob).
     pub operator: Vec<Arc<Vec<u8>>>,
 }
 
@@ -115,7 +116,12 @@ impl<U: Clone> Prototype<U> {
     }
 }
 
+/// `None` when the store holds nothing: stateless operators leave no trace in a snapshot, so
+/// they can be removed from a job without allowing non-restored state (Flink's rule).
 fn operator_snapshot(store: &OperatorStateStore) -> Result<Option<Vec<u8>>, OperatorError> {
+    if store.is_empty() {
+        return Ok(None);
+    }
     Ok(Some(store.snapshot()?))
 }
 

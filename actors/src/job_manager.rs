@@ -25,6 +25,9 @@ use weir::checkpoint::metadata::{
 };
 use weir::checkpoint::restore::plan_restore;
 use weir::checkpoint::retention::discard_on_termination;
+use weir::checkpoint::stats::{
+    CheckpointStats, CheckpointStatsTracker, RestoredCheckpointStats, SubtaskCheckpointStats,
+};
 use weir::checkpoint::storage::{load_snapshot, CheckpointStorage, SnapshotLocation};
 use weir::element::{Barrier, CheckpointKind};
 use weir::graph::{JobGraph, VertexRole};
@@ -35,6 +38,7 @@ use weir::restart::{RestartDecision, RestartStrategy, RestartTracker};
 use weir::status::JobStatus;
 use weir::vertex::RestoredState;
 
+use crate::control::{ControlError, Reply};
 use crate::locations::LocationRegistry;
 use crate::messages::*;
 use crate::task::{OutputChannel, Task, TaskSetup};
@@ -106,6 +110,14 @@ pub struct JobManager {
     /// Storage work in flight (deleting subsumed or aborted checkpoints): awaited before the job
     /// reports a terminal status, so what a user sees then is what is on disk.
     background: Vec<tokio::task::JoinHandle<()>>,
+    /// Savepoint directories chosen when the request came in, by checkpoint id.
+    savepoint_locations: HashMap<CheckpointId, SnapshotLocation>,
+    /// Requesters waiting for a snapshot to complete (or, for a stop, for the job to end).
+    waiters: HashMap<CheckpointId, Reply>,
+    /// The completed stop-with-savepoint, answered when the job has finished.
+    stopped: Option<(Reply, CompletedCheckpoint)>,
+    trigger_times: HashMap<CheckpointId, u64>,
+    stats: CheckpointStatsTracker,
 }
 
 impl JobManager {
@@ -149,7 +161,80 @@ impl JobManager {
             locations: LocationRegistry::default(),
             finalizing: HashMap::new(),
             background: Vec::new(),
+            savepoint_locations: HashMap::new(),
+            waiters: HashMap::new(),
+            stopped: None,
+            trigger_times: HashMap::new(),
+            stats: CheckpointStatsTracker::default(),
         }
+    }
+
+    pub(crate) fn state(&self) -> JobState {
+        self.state.clone()
+    }
+
+    pub(crate) fn checkpoint_stats(&self) -> CheckpointStats {
+        self.stats.snapshot()
+    }
+
+    pub(crate) fn cancel(&mut self, ctx: &mut Context<Self>) {
+        if self.state.status.is_terminal() {
+            return;
+        }
+        self.set_status(JobStatus::Canceling);
+        self.terminate(JobStatus::Canceled, None, ctx);
+    }
+
+    /// Triggers a savepoint, stop-with-savepoint or manual checkpoint now; the receiver
+    /// answers when it completes (a stop: when the job has finished).
+    pub(crate) fn request_snapshot(
+        &mut self,
+        kind: CheckpointKind,
+        target_dir: Option<String>,
+        ctx: &mut Context<Self>,
+    ) -> Result<
+        tokio::sync::oneshot::Receiver<Result<CompletedCheckpoint, ControlError>>,
+        ControlError,
+    > {
+        let what = match kind {
+            CheckpointKind::Checkpoint { .. } => "checkpoint",
+            CheckpointKind::Savepoint { .. } => "savepoint",
+            CheckpointKind::StopWithSavepoint { .. } => "stop-with-savepoint",
+        };
+        if !self.is_running() {
+            return Err(ControlError::NotRunning {
+                job_id: self.job_id,
+                status: self.state.status,
+                what,
+            });
+        }
+        if self.final_id.is_some() {
+            return Err(ControlError::Stopping {
+                job_id: self.job_id,
+                what,
+            });
+        }
+        let location = if kind.is_savepoint() {
+            let dir = target_dir.or_else(|| self.graph.config.checkpoint.savepoint_dir.clone());
+            Some(
+                self.storage
+                    .savepoint_location(dir.as_deref())
+                    .map_err(|e| ControlError::Storage(e.to_string()))?,
+            )
+        } else {
+            None
+        };
+        let (id, actions) = self.coordinator.trigger_now(kind, self.now());
+        if let Some(location) = location {
+            self.savepoint_locations.insert(id, location);
+        }
+        if matches!(kind, CheckpointKind::StopWithSavepoint { .. }) {
+            self.final_id = Some(id);
+        }
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.waiters.insert(id, tx);
+        self.execute(actions, ctx);
+        Ok(rx)
     }
 
     /// Runs storage work in the background, remembered until the job ends.
@@ -207,6 +292,12 @@ impl JobManager {
                     "restoring from snapshot"
                 );
                 let next = metadata.checkpoint_id.next();
+                act.stats.on_restore(RestoredCheckpointStats {
+                    id: metadata.checkpoint_id,
+                    restore_timestamp_ms: wall_clock_ms(),
+                    is_savepoint: metadata.kind.is_savepoint(),
+                    external_path: location.external_path(),
+                });
                 act.coordinator = CheckpointCoordinator::new(
                     &act.graph.config.checkpoint,
                     Vec::new(),
@@ -262,7 +353,10 @@ impl JobManager {
                         restored[v][i].keyed.push(blob);
                     }
                     for h in &sub.operator {
-                        let blob = read_cached(&location, h, &mut cache).await?;
+                        let blob = match h {
+                            Some(h) => read_cached(&location, h, &mut cache).await?,
+                            None => empty_operator_state(&graph.vertices[v].uid)?,
+                        };
                         restored[v][i].operator.push(blob);
                     }
                 }
@@ -442,14 +536,25 @@ impl JobManager {
     }
 
     fn trigger(&mut self, id: CheckpointId, kind: CheckpointKind, _ctx: &mut Context<Self>) {
-        let location = self.storage.checkpoint_location(id);
+        let location = self
+            .savepoint_locations
+            .remove(&id)
+            .unwrap_or_else(|| self.storage.checkpoint_location(id));
         self.locations.insert(id, location);
+        let end_of_input = self.final_id == Some(id);
+        let drain = match kind {
+            CheckpointKind::StopWithSavepoint { drain, .. } => drain,
+            _ => end_of_input,
+        };
         let barrier = Barrier {
             id,
             timestamp_ms: wall_clock_ms(),
             kind,
+            drain,
         };
-        let end_of_input = self.final_id == Some(id);
+        self.trigger_times.insert(id, barrier.timestamp_ms);
+        self.stats
+            .on_trigger(id, kind, barrier.timestamp_ms, self.tasks.len());
         info!(job_id = %self.job_id, checkpoint_id = id.0, kind = kind.rest_name(), end_of_input, "triggering checkpoint");
         for t in self.tasks.iter().filter(|t| t.is_source) {
             t.addr.do_send(TriggerCheckpoint {
@@ -502,7 +607,7 @@ impl JobManager {
             job_id: self.job_id,
             checkpoint_id: id,
             kind,
-            trigger_timestamp_ms: 0,
+            trigger_timestamp_ms: self.trigger_times.get(&id).copied().unwrap_or(0),
             completion_timestamp_ms: wall_clock_ms(),
             operators,
         });
@@ -533,8 +638,18 @@ impl JobManager {
         reason: AbortReason,
         ctx: &mut Context<Self>,
     ) {
-        warn!(job_id = %self.job_id, checkpoint_id = id.0, ?reason, "checkpoint aborted");
+        warn!(job_id = %self.job_id, checkpoint_id = id.0, %reason, "checkpoint aborted");
         self.finalizing.remove(&id);
+        self.trigger_times.remove(&id);
+        self.stats
+            .on_failure(id, wall_clock_ms(), reason.to_string());
+        if let Some(reply) = self.waiters.remove(&id) {
+            let _ = reply.send(Err(ControlError::Failed {
+                id,
+                kind: kind_name(_kind),
+                reason: reason.to_string(),
+            }));
+        }
         for t in &self.tasks {
             t.addr.do_send(CheckpointAborted { id });
         }
@@ -550,14 +665,24 @@ impl JobManager {
     fn complete(&mut self, id: CheckpointId, kind: CheckpointKind) {
         let location = self.locations.remove(id);
         let metadata = self.finalizing.remove(&id);
+        self.trigger_times.remove(&id);
         if let (Some(location), Some(metadata)) = (location, metadata) {
-            info!(job_id = %self.job_id, checkpoint_id = id.0, state_size = metadata.state_size(), "checkpoint complete");
+            info!(job_id = %self.job_id, checkpoint_id = id.0, kind = kind.rest_name(), state_size = metadata.state_size(), path = %location.external_path(), "checkpoint complete");
+            let completed = CompletedCheckpoint {
+                id,
+                external_path: location.external_path(),
+                state_size: metadata.state_size(),
+            };
+            self.stats.on_complete(id, completed.external_path.clone());
+            if let Some(reply) = self.waiters.remove(&id) {
+                if matches!(kind, CheckpointKind::StopWithSavepoint { .. }) {
+                    self.stopped = Some((reply, completed.clone()));
+                } else {
+                    let _ = reply.send(Ok(completed.clone()));
+                }
+            }
             if !kind.is_savepoint() {
-                self.state.latest_completed = Some(CompletedCheckpoint {
-                    id,
-                    external_path: location.external_path(),
-                    state_size: metadata.state_size(),
-                });
+                self.state.latest_completed = Some(completed);
                 self.latest = Some(Snapshot { location, metadata });
             }
         }
@@ -573,7 +698,21 @@ impl JobManager {
             t.addr.do_send(Shutdown);
         }
         let now = self.now();
-        let _ = self.coordinator.abort_all(AbortReason::JobRestarting, now);
+        for action in self.coordinator.abort_all(AbortReason::JobRestarting, now) {
+            if let CoordinatorAction::Abort { id, .. } = action {
+                self.stats
+                    .on_failure(id, wall_clock_ms(), "the job stopped".into());
+            }
+        }
+        let status = self.state.status;
+        for (_, reply) in self.waiters.drain() {
+            let _ = reply.send(Err(ControlError::JobEnded {
+                job_id: self.job_id,
+                status,
+            }));
+        }
+        self.savepoint_locations.clear();
+        self.trigger_times.clear();
         for (_, location) in self.locations.clear() {
             self.discard_incomplete(location);
         }
@@ -664,6 +803,15 @@ async fn read_cached(
     }
 }
 
+/// The blob of an empty operator-state store: what an old subtask without operator state
+/// contributes when operator state is redistributed.
+fn empty_operator_state(uid: &str) -> Result<Arc<Vec<u8>>, String> {
+    weir::state::operator_state::OperatorStateStore::for_operator(uid)
+        .snapshot()
+        .map(Arc::new)
+        .map_err(|e| e.to_string())
+}
+
 /// The input channels of subtask `i` of vertex `v`: (edge index, sending subtask), in channel order.
 fn input_channels(graph: &JobGraph, v: usize, i: u32) -> Vec<(usize, u32)> {
     let mut channels = Vec::new();
@@ -703,6 +851,14 @@ fn output_channel(graph: &JobGraph, from: usize, i: u32, e: usize, j: u32) -> u3
     unreachable!("edge {e} is an output of vertex {from}")
 }
 
+fn kind_name(kind: CheckpointKind) -> &'static str {
+    match kind {
+        CheckpointKind::Checkpoint { .. } => "checkpoint",
+        CheckpointKind::Savepoint { .. } => "savepoint",
+        CheckpointKind::StopWithSavepoint { .. } => "stop-with-savepoint",
+    }
+}
+
 fn wall_clock_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -739,6 +895,17 @@ impl Handler<TaskEvent> for JobManager {
         let now = self.now();
         match msg.kind {
             TaskEventKind::Acknowledge { id, ack } => {
+                self.stats.on_acknowledge(
+                    id,
+                    SubtaskCheckpointStats {
+                        task: msg.task,
+                        ack_timestamp_ms: wall_clock_ms(),
+                        state_size: ack.keyed.as_ref().map_or(0, StateHandle::size)
+                            + ack.operator.as_ref().map_or(0, StateHandle::size),
+                        sync_duration_micros: ack.sync_micros,
+                        alignment_duration_micros: ack.alignment_micros,
+                    },
+                );
                 let actions = self.coordinator.acknowledge(id, msg.task, ack, now);
                 self.execute(actions, ctx);
             }
@@ -765,30 +932,5 @@ impl Handler<TaskEvent> for JobManager {
             }
             TaskEventKind::Failed { error } => self.on_failure(error, ctx),
         }
-    }
-}
-
-/// Cancel the job: it ends CANCELED; retained checkpoints follow the retention setting.
-#[derive(Message, Debug)]
-#[rtype(result = "()")]
-pub struct Cancel;
-
-impl Handler<Cancel> for JobManager {
-    type Result = ();
-    fn handle(&mut self, _: Cancel, ctx: &mut Self::Context) {
-        self.set_status(JobStatus::Canceling);
-        self.terminate(JobStatus::Canceled, None, ctx);
-    }
-}
-
-/// The job's current state.
-#[derive(Message, Debug)]
-#[rtype(result = "JobState")]
-pub struct GetJobState;
-
-impl Handler<GetJobState> for JobManager {
-    type Result = MessageResult<GetJobState>;
-    fn handle(&mut self, _: GetJobState, _: &mut Self::Context) -> Self::Result {
-        MessageResult(self.state.clone())
     }
 }

@@ -21,6 +21,7 @@
 //! }
 //! ```
 
+pub mod control;
 mod job_manager;
 mod locations;
 pub mod logging;
@@ -35,9 +36,11 @@ use weir::graph::{GraphError, JobGraph};
 use weir::ids::JobId;
 use weir::status::JobStatus;
 
-pub use job_manager::{
-    Cancel, CompletedCheckpoint, GetJobState, JobManager, JobState, RestoreSettings,
+pub use control::{
+    Cancel, ControlError, GetCheckpointStats, GetJobState, StopWithSavepoint, TriggerCheckpoint,
+    TriggerSavepoint,
 };
+pub use job_manager::{CompletedCheckpoint, JobManager, JobState, RestoreSettings};
 
 /// How to start a job.
 #[derive(Clone, Debug, Default)]
@@ -90,6 +93,56 @@ impl JobHandle {
     /// Asks the job to cancel; returns once the request is delivered (see [`JobHandle::wait`]).
     pub async fn cancel(&self) {
         let _ = self.addr.send(Cancel).await;
+    }
+
+    /// Takes a savepoint under `target_dir` (or the configured savepoint dir).
+    ///
+    /// # Errors
+    /// [`ControlError`] when the job cannot take one now or the savepoint fails.
+    pub async fn savepoint(
+        &self,
+        target_dir: Option<String>,
+        format: weir::element::SavepointFormat,
+    ) -> Result<CompletedCheckpoint, ControlError> {
+        self.addr
+            .send(TriggerSavepoint { target_dir, format })
+            .await
+            .unwrap_or(Err(ControlError::Gone))
+    }
+
+    /// Takes a savepoint and ends the job FINISHED; answers once the job has finished.
+    ///
+    /// # Errors
+    /// [`ControlError`] when the job cannot stop now or the savepoint fails.
+    pub async fn stop_with_savepoint(
+        &self,
+        target_dir: Option<String>,
+        drain: bool,
+    ) -> Result<CompletedCheckpoint, ControlError> {
+        self.addr
+            .send(StopWithSavepoint {
+                target_dir,
+                drain,
+                ..StopWithSavepoint::default()
+            })
+            .await
+            .unwrap_or(Err(ControlError::Gone))
+    }
+
+    /// Takes a checkpoint now, outside the interval.
+    ///
+    /// # Errors
+    /// [`ControlError`] when the job cannot take one now or the checkpoint fails.
+    pub async fn checkpoint(&self, full: bool) -> Result<CompletedCheckpoint, ControlError> {
+        self.addr
+            .send(TriggerCheckpoint { full })
+            .await
+            .unwrap_or(Err(ControlError::Gone))
+    }
+
+    /// Checkpoint statistics.
+    pub async fn checkpoint_stats(&self) -> Option<weir::checkpoint::stats::CheckpointStats> {
+        self.addr.send(GetCheckpointStats).await.ok()
     }
 }
 

@@ -28,7 +28,7 @@ use tracing::{debug, warn};
 use weir::checkpoint::aligner::{AbandonReason, AlignerOutput, BarrierAligner};
 use weir::checkpoint::storage::CheckpointStorage;
 use weir::checkpoint::CheckpointingMode;
-use weir::element::Barrier;
+use weir::element::{Barrier, CheckpointKind};
 use weir::ids::{CheckpointId, JobId, TaskId};
 use weir::operator::{OperatorError, SourcePoll, SubtaskInfo};
 use weir::partition::OutBatch;
@@ -88,6 +88,11 @@ pub struct Task {
     blocked: Vec<VecDeque<(u64, Payload)>>,
     seq: u64,
     inputs_ended: bool,
+    /// The user code's `finish` has run (at a draining barrier or at end of input).
+    user_finished: bool,
+    /// A stop-with-savepoint without drain was snapshotted: held data stays in the savepoint,
+    /// so `finish` must not run at the end of input that follows.
+    stopped_without_drain: bool,
     last_committed: bool,
     finished_reported: bool,
     alignment_started: Option<(CheckpointId, Instant)>,
@@ -111,6 +116,8 @@ impl Task {
             blocked,
             seq: 0,
             inputs_ended: false,
+            user_finished: false,
+            stopped_without_drain: false,
             last_committed: false,
             finished_reported: false,
             alignment_started: None,
@@ -303,10 +310,20 @@ impl Task {
         }
     }
 
+    /// Runs the user code's `finish` once, sending what it emits.
+    fn finish_user_code(&mut self) {
+        if !self.user_finished {
+            self.user_finished = true;
+            self.guard(|v, ready| v.finish(ready));
+            self.send_ready();
+        }
+    }
+
     fn end_inputs(&mut self) {
         self.inputs_ended = true;
-        self.guard(|v, ready| v.finish(ready));
-        self.send_ready();
+        if !self.stopped_without_drain {
+            self.finish_user_code();
+        }
         self.broadcast(|| Payload::EndOfInput);
         self.maybe_finished();
     }
@@ -333,6 +350,12 @@ impl Task {
             Some((id, at)) if id == barrier.id => at.elapsed().as_micros() as u64,
             _ => 0,
         };
+        if barrier.drain {
+            // Everything the operators hold goes out before the last barrier.
+            self.finish_user_code();
+        } else if matches!(barrier.kind, CheckpointKind::StopWithSavepoint { .. }) {
+            self.stopped_without_drain = true;
+        }
         self.flush();
         let Some(snapshot) = self.guard(|v, _| v.snapshot(&barrier)) else {
             return;
@@ -522,8 +545,6 @@ impl Handler<TriggerCheckpoint> for Task {
         }
         self.checkpoint(msg.barrier, ctx);
         if msg.end_of_input && self.lifecycle == Lifecycle::Running {
-            self.guard(|v, ready| v.finish(ready));
-            self.send_ready();
             self.broadcast(|| Payload::EndOfInput);
             if let Some(src) = self.source.as_mut() {
                 src.end_of_input_sent = true;

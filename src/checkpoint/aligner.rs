@@ -459,6 +459,7 @@ mod tests {
             id: CheckpointId(id),
             timestamp_ms: id,
             kind: CheckpointKind::PERIODIC,
+            drain: false,
         }
     }
 

@@ -9,6 +9,7 @@
 //! - [`storage`]: writing and reading state and metadata through opendal.
 //! - [`restore`]: which stored state each subtask of a (possibly rescaled) job restores.
 //! - [`retention`]: which completed checkpoints to keep.
+//! - [`stats`]: checkpoint statistics in the shape of Flink's REST API.
 
 pub mod aligner;
 pub mod coordinator;
@@ -17,6 +18,7 @@ pub mod options;
 pub mod paths;
 pub mod restore;
 pub mod retention;
+pub mod stats;
 pub mod storage;
 
 pub use options::{

@@ -17,8 +17,9 @@ use crate::state::key_group::range_for_subtask;
 pub struct SubtaskRestore {
     /// Keyed handles of the old subtasks whose key groups overlap this subtask's.
     pub keyed: Vec<StateHandle>,
-    /// Operator-state handles of every old subtask, in old subtask order.
-    pub operator: Vec<StateHandle>,
+    /// Operator-state handles of every old subtask, in old subtask order (`None`: that old
+    /// subtask had no operator state); empty when no old subtask had any.
+    pub operator: Vec<Option<StateHandle>>,
 }
 
 /// Restore plan: `plan[vertex][subtask]`.
@@ -91,9 +92,9 @@ pub fn plan_restore(
                 ),
             });
         }
-        let operator_handles: Vec<StateHandle> =
-            old.iter().filter_map(|s| s.operator.clone()).collect();
-        let all_have_operator_state = operator_handles.len() == old.len();
+        let operator_handles: Vec<Option<StateHandle>> =
+            old.iter().map(|s| s.operator.clone()).collect();
+        let any_operator_state = operator_handles.iter().any(Option::is_some);
         for (new_index, target) in plan[v].iter_mut().enumerate() {
             let range =
                 range_for_subtask(vertex.max_parallelism, vertex.parallelism, new_index as u32);
@@ -104,7 +105,7 @@ pub fn plan_restore(
                     target.keyed.push(handle.clone());
                 }
             }
-            if all_have_operator_state {
+            if any_operator_state {
                 target.operator = operator_handles.clone();
             }
         }

@@ -783,6 +783,53 @@ pub async fn load_snapshot(
     Ok((loc, md))
 }
 
+/// Deletes a completed snapshot — a savepoint the user disposes of, or a checkpoint a CLAIM-mode
+/// restore took ownership of: `_metadata` first (the snapshot stops being restorable), then its
+/// files, then the directory. `path` is what [`load_snapshot`] takes.
+///
+/// # Errors
+///
+/// [`StorageError::MetadataNotFound`] when `path` holds no `_metadata` (nothing is deleted),
+/// [`StorageError::NotASnapshotDir`] for anything but a `chk-<n>` or `savepoint-*` directory,
+/// [`StorageError::Io`] when deleting fails.
+pub async fn dispose_snapshot(path: &str) -> Result<(), StorageError> {
+    let (backend, key) = resolve(path)?;
+    let dir = if paths::file_name(&key) == paths::METADATA_FILE {
+        paths::parent(&key).to_string()
+    } else {
+        key
+    };
+    SnapshotLocation { backend, dir }.dispose().await
+}
+
+impl SnapshotLocation {
+    /// See [`dispose_snapshot`].
+    ///
+    /// # Errors
+    ///
+    /// As [`dispose_snapshot`].
+    pub async fn dispose(&self) -> Result<(), StorageError> {
+        let name = paths::file_name(&self.dir);
+        if paths::parse_checkpoint_dir_name(name).is_none() && !paths::is_savepoint_dir_name(name) {
+            return Err(StorageError::NotASnapshotDir {
+                path: self.external_path(),
+            });
+        }
+        if !self.is_complete().await? {
+            return Err(StorageError::MetadataNotFound {
+                path: self.metadata_path(),
+            });
+        }
+        let key = paths::metadata_path(&self.dir);
+        self.backend
+            .op
+            .delete(&key)
+            .await
+            .map_err(|source| self.io("delete", &key, source))?;
+        self.delete_dir().await
+    }
+}
+
 /// One snapshot directory found by [`list_snapshots`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SnapshotListing {
@@ -1593,6 +1640,40 @@ mod tests {
     }
 
     /// The runtime spawns uploads and restores onto tokio: every public future must be `Send`.
+    #[tokio::test]
+    async fn dispose_removes_a_savepoint_metadata_first_and_refuses_non_snapshots() {
+        let (_tmp, dir) = tmp();
+        let storage = CheckpointStorage::new(&fs_config(&dir, 16), job()).unwrap();
+        let loc = storage.savepoint_location(Some(&dir)).unwrap();
+        let h = storage
+            .write_state(&loc, "op-0-keyed", vec![7; 64])
+            .await
+            .unwrap();
+        let mut md = metadata(
+            1,
+            CheckpointKind::Savepoint {
+                format: Default::default(),
+            },
+            vec![h],
+        );
+        md.checkpoint_id = CheckpointId(1);
+        storage.write_metadata(&loc, &md).await.unwrap();
+        let path = loc.external_path();
+        assert!(Path::new(&path).exists());
+        assert!(matches!(
+            dispose_snapshot(&dir).await,
+            Err(StorageError::NotASnapshotDir { .. })
+        ));
+        dispose_snapshot(&format!("{path}/_metadata"))
+            .await
+            .unwrap();
+        assert!(!Path::new(&path).exists());
+        assert!(matches!(
+            dispose_snapshot(&path).await,
+            Err(StorageError::MetadataNotFound { .. }) | Err(StorageError::Io { .. })
+        ));
+    }
+
     #[test]
     fn public_futures_are_send() {
         fn assert_send<T: Send>(_: T) {}

@@ -922,20 +922,8 @@ fn the_repository_weir_yaml_loads_without_errors_or_warnings() {
     // It writes down Flink's defaults.
     assert_eq!(typed(config.clone()), EngineConfig::default());
     assert_eq!(config.origins.get(TIMEOUT), Origin::File(path.clone()));
-    // Its explicit `storage: jobmanager` means a checkpoint dir alone is refused, with a hint.
-    let e = problem(load_with(Some(&path), None, &[], &[(DIR, "/data/chk")]));
-    assert_eq!(contradiction_keys(&e), (DIR, STORAGE));
-    assert!(
-        e.to_string()
-            .contains("set execution.checkpointing.storage to filesystem"),
-        "{e}"
-    );
-    let (config, _) = ok(load_with(
-        Some(&path),
-        None,
-        &[],
-        &[(DIR, "/data/chk"), (STORAGE, "filesystem")],
-    ));
+    // It leaves the storage to Flink's rule: a checkpoint dir alone selects filesystem storage.
+    let (config, _) = ok(load_with(Some(&path), None, &[], &[(DIR, "/data/chk")]));
     assert_eq!(
         config.checkpoint.storage,
         StorageConfig::FileSystem {

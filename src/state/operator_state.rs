@@ -36,6 +36,7 @@ pub use super::snapshot::Redistribution;
 /// A registered list, type-erased for snapshots and restores.
 trait ElementList: Any + Send {
     fn element_type(&self) -> &'static str;
+    fn len(&self) -> usize;
     /// Each element's bytes, or the index of the element that failed.
     fn encode(&self) -> Result<Vec<ByteBuf>, (usize, rmp_serde::encode::Error)>;
     /// Decodes a replacement of the elements without installing it.
@@ -52,6 +53,10 @@ struct TypedList<T>(Vec<T>);
 impl<T: StateValue> ElementList for TypedList<T> {
     fn element_type(&self) -> &'static str {
         std::any::type_name::<T>()
+    }
+
+    fn len(&self) -> usize {
+        self.0.len()
     }
 
     fn encode(&self) -> Result<Vec<ByteBuf>, (usize, rmp_serde::encode::Error)> {
@@ -243,6 +248,13 @@ impl OperatorStateStore {
             saved: format!("{} of {}", saved.mode.describe(), saved.element_type),
             source: Box::new(source),
         }
+    }
+
+    /// True when no list (registered or restored) holds an element: such a snapshot carries
+    /// nothing, and an operator with only empty state may be dropped from a job freely.
+    pub fn is_empty(&self) -> bool {
+        self.states.iter().all(|s| s.list.len() == 0)
+            && self.pending.values().all(|p| p.elements.is_empty())
     }
 
     /// Serialises every list (registered or restored-but-unregistered) into one framed blob.

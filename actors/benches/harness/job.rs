@@ -1,0 +1,339 @@
+//! The benchmarked job: record `i` of `0..records` → key `i % keys` → key-by → [`Count`] (a
+//! running count in value state, emitting `(key, n)` for the n-th record of a key) → a
+//! [`ChecksumSink`] that drops the records but folds them into a checksum, compared at the end
+//! with [`Checksum::expected`], so a fast wrong answer fails the benchmark.
+//!
+//! Options: parallelism, checkpointing mode and interval, an extra unchained forward `map`
+//! before the key-by (what operator chaining would remove), and a [`SlowOnOne`] operator that
+//! makes one input channel of the keyed operator slow (the skew section).
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use weir_actors::weir::checkpoint::{
+    CheckpointConfig, CheckpointingMode, ExternalizedRetention, StorageConfig,
+};
+use weir_actors::weir::connectors::sequence::SequenceSource;
+use weir_actors::weir::element::CheckpointKind;
+use weir_actors::weir::functions::Count;
+use weir_actors::weir::graph::JobGraph;
+use weir_actors::weir::ids::CheckpointId;
+use weir_actors::weir::operator::{Operator, OperatorError, Sink, SubtaskInfo};
+use weir_actors::weir::restart::RestartStrategy;
+use weir_actors::weir::state::keyed::StateBackendKind;
+use weir_actors::weir::state::operator_state::OperatorStateStore;
+use weir_actors::weir::stream::StreamEnvironment;
+
+/// Whether and how the job checkpoints.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Checkpointing {
+    Off,
+    ExactlyOnce,
+    AtLeastOnce,
+}
+
+impl Checkpointing {
+    pub fn label(self) -> &'static str {
+        match self {
+            Checkpointing::Off => "off",
+            Checkpointing::ExactlyOnce => "exactly-once",
+            Checkpointing::AtLeastOnce => "at-least-once",
+        }
+    }
+}
+
+/// One channel of the keyed operator made slow: subtask 0 of a forward `map` before the key-by
+/// sleeps this long per batch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Skew {
+    pub micros_per_batch: u64,
+}
+
+/// The shape of one keyed count job.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CountJob {
+    /// Records `0..records`; `u64::MAX` for an endless job that is canceled.
+    pub records: u64,
+    pub keys: u64,
+    pub parallelism: u32,
+    pub checkpointing: Checkpointing,
+    pub interval_ms: u64,
+    /// An extra forward `map` between the source and the key-by (one more unchained hop).
+    pub extra_hop: bool,
+    /// A slow `map` on one channel before the key-by (needs parallelism ≥ 2).
+    pub skew: Option<Skew>,
+    /// Keep the latest checkpoint when the job is canceled (to restore from it).
+    pub retain: bool,
+}
+
+impl CountJob {
+    /// The throughput configuration: `records` records over `keys` keys, checkpoints every 1 s.
+    pub fn new(records: u64, keys: u64, parallelism: u32, checkpointing: Checkpointing) -> Self {
+        Self {
+            records,
+            keys,
+            parallelism,
+            checkpointing,
+            interval_ms: 1000,
+            extra_hop: false,
+            skew: None,
+            retain: false,
+        }
+    }
+
+    /// A short label for tables, e.g. `p=1, exactly-once 1 s`.
+    pub fn label(&self) -> String {
+        let mut s = format!("p={}, ", self.parallelism);
+        match self.checkpointing {
+            Checkpointing::Off => s.push_str("checkpoints off"),
+            c => s.push_str(&format!(
+                "{} every {}",
+                c.label(),
+                human_ms(self.interval_ms)
+            )),
+        }
+        if self.extra_hop {
+            s.push_str(", + unchained forward map");
+        }
+        if let Some(skew) = self.skew {
+            s.push_str(&format!(
+                ", one channel slow ({} µs/batch)",
+                skew.micros_per_batch
+            ));
+        }
+        s
+    }
+
+    /// Checkpoint settings: filesystem storage under `dir` (also with checkpointing off: the
+    /// final checkpoint of a bounded job goes there too).
+    pub fn checkpoint_config(&self, dir: &Path) -> CheckpointConfig {
+        let mut config = CheckpointConfig {
+            storage: StorageConfig::FileSystem {
+                dir: dir.display().to_string(),
+            },
+            ..CheckpointConfig::default()
+        };
+        match self.checkpointing {
+            Checkpointing::Off => {}
+            Checkpointing::ExactlyOnce => {
+                config.interval = Some(Duration::from_millis(self.interval_ms));
+                config.mode = CheckpointingMode::ExactlyOnce;
+            }
+            Checkpointing::AtLeastOnce => {
+                config.interval = Some(Duration::from_millis(self.interval_ms));
+                config.mode = CheckpointingMode::AtLeastOnce;
+            }
+        }
+        if self.retain {
+            config.externalized_retention = ExternalizedRetention::RetainOnCancellation;
+        }
+        config
+    }
+
+    /// The job graph, its sink writing into `totals`.
+    pub fn graph(&self, checkpoint_dir: &Path, totals: &Arc<Totals>) -> JobGraph {
+        let env = StreamEnvironment::new("bench keyed count");
+        env.set_parallelism(self.parallelism);
+        env.set_checkpoint_config(self.checkpoint_config(checkpoint_dir));
+        env.set_state_backend(StateBackendKind::HashMap);
+        env.set_restart_strategy(RestartStrategy::None);
+        let keys = self.keys;
+        let mut stream = env.add_source("numbers", SequenceSource::new(0, self.records));
+        if self.extra_hop {
+            stream = stream.map("hop", |v: u64| v);
+        }
+        if let Some(skew) = self.skew {
+            stream = stream.transform(
+                "slow",
+                SlowOnOne {
+                    delay: Duration::from_micros(skew.micros_per_batch),
+                    slow: false,
+                },
+            );
+        }
+        stream
+            .key_by(move |v: &u64| v % keys)
+            .process("count", Count::default())
+            .add_sink("checksum", ChecksumSink::new(totals.clone()));
+        env.build().expect("the benchmark graph is valid")
+    }
+}
+
+/// `1 s`, `250 ms`.
+pub fn human_ms(ms: u64) -> String {
+    if ms % 1000 == 0 {
+        format!("{} s", ms / 1000)
+    } else {
+        format!("{ms} ms")
+    }
+}
+
+/// An order-independent fold of a job's `(key, n)` output.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checksum {
+    pub records: u64,
+    /// Σ n (wrapping).
+    pub sum: u64,
+    /// Σ (key + 1) · n (wrapping): catches counts credited to the wrong key.
+    pub weighted: u64,
+}
+
+impl Checksum {
+    /// What the keyed count of `records` records over `keys` keys must emit, in closed form:
+    /// with `q = records / keys` and `r = records % keys`, keys `0..r` see `q + 1` records and
+    /// the others `q`, and a key that sees `m` records emits `1 + 2 + … + m`.
+    pub fn expected(records: u64, keys: u64) -> Self {
+        let (n, k) = (u128::from(records), u128::from(keys.max(1)));
+        let (q, r) = (n / k, n % k);
+        let tri = |m: u128| m * (m + 1) / 2;
+        let sum = r * tri(q + 1) + (k - r) * tri(q);
+        let weighted = tri(q + 1) * tri(r) + tri(q) * (tri(k) - tri(r));
+        Self {
+            records,
+            sum: sum as u64,
+            weighted: weighted as u64,
+        }
+    }
+
+    /// The same fold, record by record (for the limit loop and the tests).
+    #[inline]
+    pub fn add(&mut self, key: u64, n: u64) {
+        self.records += 1;
+        self.sum = self.sum.wrapping_add(n);
+        self.weighted = self.weighted.wrapping_add((key + 1).wrapping_mul(n));
+    }
+}
+
+/// What the sink subtasks of one job saw, shared with the harness.
+#[derive(Debug)]
+pub struct Totals {
+    records: AtomicU64,
+    sum: AtomicU64,
+    weighted: AtomicU64,
+    min_count: AtomicU64,
+    /// Records after which `done_at` is set (the job's whole input).
+    expected_records: u64,
+    first_at: OnceLock<Instant>,
+    done_at: OnceLock<Instant>,
+}
+
+impl Totals {
+    pub fn new(expected_records: u64) -> Arc<Self> {
+        Arc::new(Self {
+            records: AtomicU64::new(0),
+            sum: AtomicU64::new(0),
+            weighted: AtomicU64::new(0),
+            min_count: AtomicU64::new(u64::MAX),
+            expected_records,
+            first_at: OnceLock::new(),
+            done_at: OnceLock::new(),
+        })
+    }
+
+    pub fn records(&self) -> u64 {
+        self.records.load(Ordering::Relaxed)
+    }
+
+    pub fn checksum(&self) -> Checksum {
+        Checksum {
+            records: self.records.load(Ordering::Acquire),
+            sum: self.sum.load(Ordering::Acquire),
+            weighted: self.weighted.load(Ordering::Acquire),
+        }
+    }
+
+    /// The smallest count emitted (`u64::MAX` before any record): above 1 when every key had
+    /// state before the first record, e.g. after a restore.
+    pub fn min_count(&self) -> u64 {
+        self.min_count.load(Ordering::Relaxed)
+    }
+
+    /// When a sink first received a record.
+    pub fn first_at(&self) -> Option<Instant> {
+        self.first_at.get().copied()
+    }
+
+    /// When the sinks had received all expected records.
+    pub fn done_at(&self) -> Option<Instant> {
+        self.done_at.get().copied()
+    }
+}
+
+/// Drops `(key, n)` records, folding them into the shared [`Totals`] once per batch.
+#[derive(Clone)]
+pub struct ChecksumSink {
+    totals: Arc<Totals>,
+}
+
+impl ChecksumSink {
+    pub fn new(totals: Arc<Totals>) -> Self {
+        Self { totals }
+    }
+}
+
+impl Sink<(u64, u64)> for ChecksumSink {
+    fn open(&mut self, _: &SubtaskInfo, _: &mut OperatorStateStore) -> Result<(), OperatorError> {
+        Ok(())
+    }
+
+    fn write(&mut self, batch: Vec<(u64, u64)>) -> Result<(), OperatorError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let t = &self.totals;
+        let _ = t.first_at.set(Instant::now());
+        let mut local = Checksum::default();
+        let mut min = u64::MAX;
+        for &(key, n) in &batch {
+            local.add(key, n);
+            min = min.min(n);
+        }
+        t.sum.fetch_add(local.sum, Ordering::Relaxed);
+        t.weighted.fetch_add(local.weighted, Ordering::Relaxed);
+        t.min_count.fetch_min(min, Ordering::Relaxed);
+        let before = t.records.fetch_add(local.records, Ordering::AcqRel);
+        if before < t.expected_records && before + local.records >= t.expected_records {
+            let _ = t.done_at.set(Instant::now());
+        }
+        Ok(())
+    }
+
+    fn pre_commit(&mut self, _: CheckpointId) -> Result<(), OperatorError> {
+        Ok(())
+    }
+
+    fn snapshot(&mut self, _: &mut OperatorStateStore) -> Result<(), OperatorError> {
+        Ok(())
+    }
+
+    fn commit(&mut self, _: CheckpointId, _: CheckpointKind) -> Result<(), OperatorError> {
+        Ok(())
+    }
+}
+
+/// Passes records through; subtask 0 sleeps `delay` per batch, so the keyed operator's input
+/// channel from it is slow. (It sleeps on its arbiter's thread, so subtasks placed on the same
+/// arbiter slow down too: the runtime runs several subtasks per thread.)
+#[derive(Clone)]
+pub struct SlowOnOne {
+    delay: Duration,
+    slow: bool,
+}
+
+impl Operator<u64, u64> for SlowOnOne {
+    fn open(&mut self, info: &SubtaskInfo, _: &mut OperatorStateStore) -> Result<(), OperatorError> {
+        self.slow = info.index == 0;
+        Ok(())
+    }
+
+    fn process(&mut self, input: Vec<u64>, out: &mut Vec<u64>) -> Result<(), OperatorError> {
+        if self.slow {
+            std::thread::sleep(self.delay);
+        }
+        out.extend(input);
+        Ok(())
+    }
+}
