@@ -98,11 +98,15 @@ impl CountJob {
         if self.extra_hop {
             s.push_str(", + unchained forward map");
         }
-        if let Some(skew) = self.skew {
-            s.push_str(&format!(
-                ", one channel slow ({} µs/batch)",
+        match self.skew {
+            Some(Skew {
+                micros_per_batch: 0,
+            }) => s.push_str(", + pass-through map, no slow channel"),
+            Some(skew) => s.push_str(&format!(
+                ", one channel slow ({} µs per batch)",
                 skew.micros_per_batch
-            ));
+            )),
+            None => {}
         }
         s
     }
@@ -164,7 +168,7 @@ impl CountJob {
 
 /// `1 s`, `250 ms`.
 pub fn human_ms(ms: u64) -> String {
-    if ms % 1000 == 0 {
+    if ms.is_multiple_of(1000) {
         format!("{} s", ms / 1000)
     } else {
         format!("{ms} ms")
@@ -324,13 +328,17 @@ pub struct SlowOnOne {
 }
 
 impl Operator<u64, u64> for SlowOnOne {
-    fn open(&mut self, info: &SubtaskInfo, _: &mut OperatorStateStore) -> Result<(), OperatorError> {
+    fn open(
+        &mut self,
+        info: &SubtaskInfo,
+        _: &mut OperatorStateStore,
+    ) -> Result<(), OperatorError> {
         self.slow = info.index == 0;
         Ok(())
     }
 
     fn process(&mut self, input: Vec<u64>, out: &mut Vec<u64>) -> Result<(), OperatorError> {
-        if self.slow {
+        if self.slow && !self.delay.is_zero() {
             std::thread::sleep(self.delay);
         }
         out.extend(input);
