@@ -35,6 +35,8 @@ weir_bench: whole-job benchmarks (see BENCHMARKS.md)
   --settle-ms MS      how long a restored job is watched (default 2000)
   --skew-us US        sleep per batch of the slow channel (default 500)
   --skew-run-ms MS    length of a skew run (default 8000)
+  --batch-size N      records per batch, throughput and skew jobs (default 1024)
+  --credits N         batches in flight per channel, same jobs (default 8)
   --out DIR           report.md, weir_bench.svg, results.json (default target/weir-bench)
   --work DIR          scratch space for checkpoints (default: the temp dir)
   --smoke             tiny sizes: every path in seconds
@@ -92,6 +94,8 @@ fn parse(args: Vec<String>) -> Result<Cli, String> {
             "--settle-ms" => opts.settle_ms = number(&flag, &value()?)?,
             "--skew-us" => opts.skew_micros_per_batch = number(&flag, &value()?)?,
             "--skew-run-ms" => opts.skew_run_ms = number(&flag, &value()?)?,
+            "--batch-size" => opts.batch_size = Some(number(&flag, &value()?)? as usize),
+            "--credits" => opts.credits = Some(number(&flag, &value()?)? as u32),
             "--out" => opts.out = PathBuf::from(value()?),
             "--work" => work = PathBuf::from(value()?),
             "--in-process" => in_process = true,
@@ -198,19 +202,20 @@ fn run(cli: &Cli) -> Result<(), String> {
     let exec = |task: &Task, scratch: &Path| {
         n += 1;
         let t = Instant::now();
-        eprint!(
-            "[{n:>3} {:>6.0} s] {} … ",
-            started.elapsed().as_secs_f64(),
-            task.label()
-        );
+        let at = started.elapsed().as_secs_f64();
         let result = if cli.in_process {
             plan::run_task(task, scratch)
         } else {
             in_child(task, scratch)
         };
+        let took = t.elapsed().as_secs_f64();
         match &result {
-            Ok(o) => eprintln!("{} ({:.1} s)", o.brief(), t.elapsed().as_secs_f64()),
-            Err(e) => eprintln!("FAILED: {e}"),
+            Ok(o) => eprintln!(
+                "[{n:>3} {at:>5.0} s] {}: {} ({took:.1} s)",
+                task.label(),
+                o.brief()
+            ),
+            Err(e) => eprintln!("[{n:>3} {at:>5.0} s] {}: FAILED: {e}", task.label()),
         }
         result
     };

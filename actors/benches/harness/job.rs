@@ -67,6 +67,11 @@ pub struct CountJob {
     pub skew: Option<Skew>,
     /// Keep the latest checkpoint when the job is canceled (to restore from it).
     pub retain: bool,
+    /// Records per batch and batches in flight per channel; `None`: the runtime's defaults.
+    #[serde(default)]
+    pub batch_size: Option<usize>,
+    #[serde(default)]
+    pub credits: Option<u32>,
 }
 
 impl CountJob {
@@ -81,6 +86,8 @@ impl CountJob {
             extra_hop: false,
             skew: None,
             retain: false,
+            batch_size: None,
+            credits: None,
         }
     }
 
@@ -107,6 +114,12 @@ impl CountJob {
                 skew.micros_per_batch
             )),
             None => {}
+        }
+        if let Some(b) = self.batch_size {
+            s.push_str(&format!(", batches of {b}"));
+        }
+        if let Some(c) = self.credits {
+            s.push_str(&format!(", {c} credits"));
         }
         s
     }
@@ -144,6 +157,12 @@ impl CountJob {
         env.set_checkpoint_config(self.checkpoint_config(checkpoint_dir));
         env.set_state_backend(StateBackendKind::HashMap);
         env.set_restart_strategy(RestartStrategy::None);
+        if let Some(b) = self.batch_size {
+            env.set_batch_size(b);
+        }
+        if let Some(c) = self.credits {
+            env.set_channel_credits(c);
+        }
         let keys = self.keys;
         let mut stream = env.add_source("numbers", SequenceSource::new(0, self.records));
         if self.extra_hop {

@@ -79,6 +79,12 @@ pub struct Options {
     /// How long the slow operator sleeps per batch, and how long a skew run lasts.
     pub skew_micros_per_batch: u64,
     pub skew_run_ms: u64,
+    /// Records per batch and batches in flight per channel of every job (`None`: the
+    /// runtime's defaults, 1024 and 8).
+    #[serde(default)]
+    pub batch_size: Option<usize>,
+    #[serde(default)]
+    pub credits: Option<u32>,
     /// Where the table, the plot and the raw results go.
     pub out: PathBuf,
 }
@@ -99,6 +105,8 @@ impl Options {
             settle_ms: 2000,
             skew_micros_per_batch: 500,
             skew_run_ms: 8000,
+            batch_size: None,
+            credits: None,
             out,
         }
     }
@@ -116,7 +124,18 @@ impl Options {
             settle_ms: 200,
             skew_micros_per_batch: 500,
             skew_run_ms: 600,
+            batch_size: None,
+            credits: None,
             out,
+        }
+    }
+
+    /// A job with this invocation's batch size and credits.
+    fn job(&self, job: CountJob) -> CountJob {
+        CountJob {
+            batch_size: self.batch_size,
+            credits: self.credits,
+            ..job
         }
     }
 
@@ -129,25 +148,27 @@ impl Options {
                 Checkpointing::ExactlyOnce,
                 Checkpointing::AtLeastOnce,
             ] {
-                jobs.push(CountJob {
+                jobs.push(self.job(CountJob {
                     interval_ms: self.interval_ms,
                     ..CountJob::new(self.records, self.keys, p, c)
-                });
+                }));
             }
         }
-        jobs.push(CountJob {
+        jobs.push(self.job(CountJob {
             extra_hop: true,
             ..CountJob::new(self.records, self.keys, 1, Checkpointing::Off)
-        });
+        }));
         jobs
     }
 
     /// The skew configurations: no skew, then one slow channel exactly-once and at-least-once.
     pub fn skew_jobs(&self) -> Vec<CountJob> {
-        let base = |c, skew| CountJob {
-            interval_ms: self.interval_ms,
-            skew,
-            ..CountJob::new(u64::MAX, self.keys, 2, c)
+        let base = |c, skew| {
+            self.job(CountJob {
+                interval_ms: self.interval_ms,
+                skew,
+                ..CountJob::new(u64::MAX, self.keys, 2, c)
+            })
         };
         let slow = Some(Skew {
             micros_per_batch: self.skew_micros_per_batch,

@@ -233,7 +233,9 @@ fn skew_table(md: &mut String, opts: &Options, r: &Results) {
         "### 5. Alignment under skew\n\n\
          p=2, source → map → key-by → count → sink, {} keys, checkpoints every {} ms, {} ms per \
          run (rate measured after the first second); the slow channel: map subtask 0 sleeps {} \
-         µs per 1024-record batch. Barrier to last snapshot: trigger until the last subtask took \
+         µs per 1024-record batch (the sleep blocks its arbiter's thread, which runs other subtasks too: \
+         the runtime multiplexes subtasks on one thread per core, so a slow subtask slows its \
+         neighbours). Barrier to last snapshot: trigger until the last subtask took \
          its snapshot (barrier travel plus alignment); alignment: the longest first-to-last barrier \
          time of a subtask, from the job manager's checkpoint statistics. Buffered bytes are not exposed by the \
          runtime yet: the column gives the bound the credits impose (a blocked channel holds at \
