@@ -29,6 +29,7 @@ use weir::checkpoint::stats::{
     CheckpointStats, CheckpointStatsTracker, RestoredCheckpointStats, SubtaskCheckpointStats,
 };
 use weir::checkpoint::storage::{load_snapshot, CheckpointStorage, SnapshotLocation};
+use weir::config::ClaimMode;
 use weir::element::{Barrier, CheckpointKind};
 use weir::graph::{JobGraph, VertexRole};
 use weir::ids::{CheckpointId, JobId, TaskId};
@@ -53,6 +54,20 @@ pub struct RestoreSettings {
     pub path: String,
     /// Drop state of operators the job no longer has instead of failing.
     pub allow_non_restored_state: bool,
+    /// NO_CLAIM (default): the snapshot stays the user's and is never deleted. CLAIM: the job
+    /// owns it and deletes it once later checkpoints have subsumed it.
+    pub claim_mode: ClaimMode,
+}
+
+impl RestoreSettings {
+    /// Restore from `path` with Flink's defaults (NO_CLAIM, non-restored state not allowed).
+    pub fn new(path: impl Into<String>) -> Self {
+        Self {
+            path: path.into(),
+            allow_non_restored_state: false,
+            claim_mode: ClaimMode::NoClaim,
+        }
+    }
 }
 
 /// The latest completed checkpoint as the outside sees it.
@@ -118,6 +133,8 @@ pub struct JobManager {
     stopped: Option<(Reply, CompletedCheckpoint)>,
     trigger_times: HashMap<CheckpointId, u64>,
     stats: CheckpointStatsTracker,
+    /// The restored snapshot, when restored in CLAIM mode and not yet subsumed.
+    claimed: Option<SnapshotLocation>,
 }
 
 impl JobManager {
@@ -166,6 +183,7 @@ impl JobManager {
             stopped: None,
             trigger_times: HashMap::new(),
             stats: CheckpointStatsTracker::default(),
+            claimed: None,
         }
     }
 
@@ -282,36 +300,46 @@ impl JobManager {
             self.deploy(ctx);
             return;
         };
-        let fut = async move { load_snapshot(&restore.path).await };
-        ctx.wait(fut.into_actor(self).map(|result, act, ctx| match result {
-            Ok((location, metadata)) => {
-                info!(
-                    job_id = %act.job_id,
-                    checkpoint_id = metadata.checkpoint_id.0,
-                    path = %location.external_path(),
-                    "restoring from snapshot"
-                );
-                let next = metadata.checkpoint_id.next();
-                act.stats.on_restore(RestoredCheckpointStats {
-                    id: metadata.checkpoint_id,
-                    restore_timestamp_ms: wall_clock_ms(),
-                    is_savepoint: metadata.kind.is_savepoint(),
-                    external_path: location.external_path(),
-                });
-                act.coordinator = CheckpointCoordinator::new(
-                    &act.graph.config.checkpoint,
-                    Vec::new(),
-                    next,
-                    act.now(),
-                );
-                act.latest = Some(Snapshot {
-                    location,
-                    metadata: Arc::new(metadata),
-                });
-                act.deploy(ctx);
-            }
-            Err(e) => act.terminate(JobStatus::Failed, Some(format!("cannot restore: {e}")), ctx),
-        }));
+        let path = restore.path.clone();
+        let claim = restore.claim_mode == ClaimMode::Claim;
+        let fut = async move { load_snapshot(&path).await };
+        ctx.wait(
+            fut.into_actor(self)
+                .map(move |result, act, ctx| match result {
+                    Ok((location, metadata)) => {
+                        info!(
+                            job_id = %act.job_id,
+                            checkpoint_id = metadata.checkpoint_id.0,
+                            path = %location.external_path(),
+                            "restoring from snapshot"
+                        );
+                        let next = metadata.checkpoint_id.next();
+                        act.stats.on_restore(RestoredCheckpointStats {
+                            id: metadata.checkpoint_id,
+                            restore_timestamp_ms: wall_clock_ms(),
+                            is_savepoint: metadata.kind.is_savepoint(),
+                            external_path: location.external_path(),
+                        });
+                        act.coordinator = CheckpointCoordinator::new(
+                            &act.graph.config.checkpoint,
+                            Vec::new(),
+                            next,
+                            act.now(),
+                        );
+                        if claim {
+                            act.claimed = Some(location.clone());
+                        }
+                        act.latest = Some(Snapshot {
+                            location,
+                            metadata: Arc::new(metadata),
+                        });
+                        act.deploy(ctx);
+                    }
+                    Err(e) => {
+                        act.terminate(JobStatus::Failed, Some(format!("cannot restore: {e}")), ctx)
+                    }
+                }),
+        );
     }
 
     /// Reads the state this attempt restores from, then creates and starts every subtask.
@@ -684,6 +712,18 @@ impl JobManager {
             if !kind.is_savepoint() {
                 self.state.latest_completed = Some(completed);
                 self.latest = Some(Snapshot { location, metadata });
+                let retained = self.coordinator.retained().ids().len();
+                if retained >= self.graph.config.checkpoint.num_retained as usize {
+                    if let Some(claimed) = self.claimed.take() {
+                        let job_id = self.job_id;
+                        self.in_background(async move {
+                            info!(%job_id, path = %claimed.external_path(), "deleting the claimed snapshot: later checkpoints subsume it");
+                            if let Err(e) = claimed.dispose().await {
+                                warn!(%job_id, error = %e, "deleting the claimed snapshot failed");
+                            }
+                        });
+                    }
+                }
             }
         }
         let last = self.final_id == Some(id);
@@ -773,10 +813,19 @@ impl JobManager {
                 }
             }
         };
-        ctx.wait(
-            fut.into_actor(self)
-                .map(move |_, act, _| act.set_status(status)),
-        );
+        ctx.wait(fut.into_actor(self).map(move |_, act, _| {
+            act.set_status(status);
+            if let Some((reply, completed)) = act.stopped.take() {
+                let _ = reply.send(if status == JobStatus::Finished {
+                    Ok(completed)
+                } else {
+                    Err(ControlError::JobEnded {
+                        job_id: act.job_id,
+                        status,
+                    })
+                });
+            }
+        }));
     }
 }
 

@@ -110,10 +110,7 @@ fn restore_from_retained_checkpoint_is_exactly_once() {
     let canceled = run_then_cancel(&job, config, 3);
     let path = canceled.latest_completed.unwrap().external_path;
     job.rate = None;
-    let restore = RestoreSettings {
-        path,
-        allow_non_restored_state: false,
-    };
+    let restore = RestoreSettings::new(path);
     let state = run(
         job.graph(),
         JobOptions {
@@ -144,10 +141,7 @@ fn corrupt_metadata_is_reported_and_nothing_is_deleted() {
     let state = run(
         job.graph(),
         JobOptions {
-            restore: Some(RestoreSettings {
-                path: chk.display().to_string(),
-                allow_non_restored_state: false,
-            }),
+            restore: Some(RestoreSettings::new(chk.display().to_string())),
             ..JobOptions::default()
         },
     )
