@@ -202,6 +202,12 @@ pub struct CheckpointSample {
     /// The longest exactly-once alignment (first to last barrier) of any subtask, from the job
     /// manager's checkpoint statistics, milliseconds (`None` once out of its history).
     pub alignment_ms: Option<f64>,
+    /// Trigger to the keyed operator's last acknowledgement (its state written), and to the
+    /// last acknowledgement of any subtask, from the checkpoint statistics (ms resolution).
+    #[serde(default)]
+    pub keyed_ack_ms: Option<f64>,
+    #[serde(default)]
+    pub last_ack_ms: Option<f64>,
     /// When it was triggered, relative to the caller's origin (seconds).
     pub triggered_at_s: f64,
 }
@@ -259,6 +265,8 @@ pub fn samples(events: &[Captured], keyed_uid: &str, origin: Instant) -> Vec<Che
                 barrier_delay_ms: a.last_snapshot.map_or(0.0, |s| ms(trigger, s)),
                 bytes,
                 alignment_ms: None,
+                keyed_ack_ms: None,
+                last_ack_ms: None,
                 triggered_at_s: trigger.saturating_duration_since(origin).as_secs_f64(),
             })
         })

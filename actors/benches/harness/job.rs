@@ -124,6 +124,11 @@ impl CountJob {
         s
     }
 
+    /// The index of the keyed operator (`count`) in the graph.
+    pub fn keyed_vertex(&self) -> u32 {
+        1 + u32::from(self.extra_hop) + u32::from(self.skew.is_some())
+    }
+
     /// Checkpoint settings: filesystem storage under `dir` (also with checkpointing off: the
     /// final checkpoint of a bounded job goes there too).
     pub fn checkpoint_config(&self, dir: &Path) -> CheckpointConfig {

@@ -76,16 +76,26 @@ async fn cancel(handle: &mut JobHandle) -> JobState {
     handle.wait().await
 }
 
-/// Adds each sample's alignment from the job manager's checkpoint statistics (its history
-/// holds the latest few checkpoints).
-async fn add_alignment(handle: &JobHandle, samples: &mut [CheckpointSample]) {
+/// Adds to each sample what the job manager's checkpoint statistics know (its history holds
+/// the latest few checkpoints): alignment and acknowledgement times. `keyed_vertex` is the
+/// keyed operator's index in the graph.
+async fn add_stats(handle: &JobHandle, keyed_vertex: u32, samples: &mut [CheckpointSample]) {
     let Some(stats) = handle.checkpoint_stats().await else {
         return;
     };
     for s in samples {
-        s.alignment_ms = stats
-            .get(CheckpointId(s.id))
-            .map(|e| e.alignment_duration_micros as f64 / 1e3);
+        let Some(e) = stats.get(CheckpointId(s.id)) else {
+            continue;
+        };
+        let since_trigger = |ts: u64| ts.saturating_sub(e.trigger_timestamp_ms) as f64;
+        s.alignment_ms = Some(e.alignment_duration_micros as f64 / 1e3);
+        s.last_ack_ms = e.latest_ack_timestamp_ms.map(since_trigger);
+        s.keyed_ack_ms = e
+            .subtasks
+            .iter()
+            .filter(|a| a.task.vertex == keyed_vertex)
+            .map(|a| since_trigger(a.ack_timestamp_ms))
+            .reduce(f64::max);
     }
 }
 
@@ -115,7 +125,7 @@ pub fn throughput(job: &CountJob, dir: &Path) -> Result<Throughput, String> {
         let state = handle.wait().await;
         let events = capture::take(&state.job_id.to_string());
         let mut checkpoints = capture::samples(&events, "count", t0);
-        add_alignment(&handle, &mut checkpoints).await;
+        add_stats(&handle, job.keyed_vertex(), &mut checkpoints).await;
         Ok::<_, String>((t0, state, checkpoints, capture::aborted(&events)))
     })?;
     if state.status != JobStatus::Finished {
@@ -203,7 +213,7 @@ pub fn checkpoint_cost(
             .into_iter()
             .filter(after_fill)
             .collect();
-        add_alignment(&handle, &mut checkpoints).await;
+        add_stats(&handle, job.keyed_vertex(), &mut checkpoints).await;
         Ok(CheckpointCost {
             keys,
             fill_seconds: filled,
@@ -356,7 +366,7 @@ pub fn skew(job: &CountJob, run_ms: u64, dir: &Path) -> Result<Skewed, String> {
         cancel(&mut handle).await;
         let events = capture::take(&job_id);
         let mut checkpoints = capture::samples(&events, "count", t0);
-        add_alignment(&handle, &mut checkpoints).await;
+        add_stats(&handle, job.keyed_vertex(), &mut checkpoints).await;
         Ok(Skewed {
             records_per_sec: rate,
             checkpoints,
