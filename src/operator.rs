@@ -136,7 +136,8 @@ pub trait KeyedProcessFunction<K: StateKey, I, O>: Send + 'static {
     ) -> Result<(), OperatorError>;
 }
 
-/// A sink with two-phase commit (Flink's `TwoPhaseCommitSinkFunction` / Sink V2 committer).
+/// A sink, optionally with two-phase commit (Flink's `TwoPhaseCommitSinkFunction` / Sink V2
+/// committer). A sink that is not transactional implements `write` only.
 ///
 /// Lifecycle per checkpoint `n`: `write` records; at the barrier `pre_commit(n)` flushes and
 /// stages everything written so far as transaction `n`, and `snapshot` stores the staged
@@ -148,24 +149,33 @@ pub trait KeyedProcessFunction<K: StateKey, I, O>: Send + 'static {
 pub trait Sink<T>: Send + 'static {
     fn open(
         &mut self,
-        info: &SubtaskInfo,
-        state: &mut OperatorStateStore,
-    ) -> Result<(), OperatorError>;
+        _info: &SubtaskInfo,
+        _state: &mut OperatorStateStore,
+    ) -> Result<(), OperatorError> {
+        Ok(())
+    }
 
     fn write(&mut self, batch: Vec<T>) -> Result<(), OperatorError>;
 
     /// Flush and stage everything written since the last pre-commit as transaction `checkpoint`.
-    fn pre_commit(&mut self, checkpoint: CheckpointId) -> Result<(), OperatorError>;
+    fn pre_commit(&mut self, _checkpoint: CheckpointId) -> Result<(), OperatorError> {
+        Ok(())
+    }
 
     /// Store the staged transactions in `state`.
-    fn snapshot(&mut self, state: &mut OperatorStateStore) -> Result<(), OperatorError>;
+    fn snapshot(&mut self, _state: &mut OperatorStateStore) -> Result<(), OperatorError> {
+        Ok(())
+    }
 
     /// Checkpoint `checkpoint` is complete: make every staged transaction up to it visible.
+    /// Not called with side effects for an intermediate savepoint's kind: sinks check `kind`.
     fn commit(
         &mut self,
-        checkpoint: CheckpointId,
-        kind: CheckpointKind,
-    ) -> Result<(), OperatorError>;
+        _checkpoint: CheckpointId,
+        _kind: CheckpointKind,
+    ) -> Result<(), OperatorError> {
+        Ok(())
+    }
 
     /// Every input has ended (a final checkpoint follows, whose completion commits the rest).
     fn finish(&mut self) -> Result<(), OperatorError> {

@@ -153,10 +153,10 @@ impl<T: Clone + Send + 'static> OutputWriter<T> {
         self.channels
     }
 
-    /// Route `records`; full batches are appended to `ready`.
+    /// Route `records`; full batches are appended to `ready`. Nothing happens for none.
     pub fn write(&mut self, records: Vec<T>, ready: &mut Vec<OutBatch>) {
         let n = self.edges.len();
-        if n == 0 {
+        if n == 0 || records.is_empty() {
             return;
         }
         let batch_size = self.batch_size;

@@ -85,7 +85,10 @@ pub trait VertexRuntime: Send {
     fn flush(&mut self, ready: &mut Vec<OutBatch>);
 
     /// Every input has ended: let the user code emit what it holds, then flush.
-    fn finish(&mut self, ready: &mut Vec<OutBatch>) -> Result<(), OperatorError>;
+    fn finish(&mut self, ready: &mut Vec<OutBatch>) -> Result<(), OperatorError> {
+        self.flush(ready);
+        Ok(())
+    }
 
     /// The synchronous part of a checkpoint: serialise state (sinks pre-commit here).
     fn snapshot(&mut self, barrier: &Barrier) -> Result<VertexSnapshot, OperatorError>;
@@ -166,19 +169,12 @@ impl<T: Clone + Send + 'static, S: Source<T>> VertexRuntime for SourceVertex<T, 
     ) -> Result<SourcePoll, OperatorError> {
         let mut buf = std::mem::take(&mut self.scratch);
         let poll = self.source.poll(&mut buf, max)?;
-        if !buf.is_empty() {
-            self.out.write(buf, ready);
-        }
+        self.out.write(buf, ready);
         Ok(poll)
     }
 
     fn flush(&mut self, ready: &mut Vec<OutBatch>) {
         self.out.flush(ready);
-    }
-
-    fn finish(&mut self, ready: &mut Vec<OutBatch>) -> Result<(), OperatorError> {
-        self.out.flush(ready);
-        Ok(())
     }
 
     fn snapshot(&mut self, _barrier: &Barrier) -> Result<VertexSnapshot, OperatorError> {
@@ -245,9 +241,7 @@ where
         let input = downcast_batch::<I>(batch)?;
         let mut out = Vec::with_capacity(input.len());
         self.op.process(input, &mut out)?;
-        if !out.is_empty() {
-            self.out.write(out, ready);
-        }
+        self.out.write(out, ready);
         Ok(())
     }
 
@@ -258,9 +252,7 @@ where
     fn finish(&mut self, ready: &mut Vec<OutBatch>) -> Result<(), OperatorError> {
         let mut out = Vec::new();
         self.op.finish(&mut out)?;
-        if !out.is_empty() {
-            self.out.write(out, ready);
-        }
+        self.out.write(out, ready);
         self.out.flush(ready);
         Ok(())
     }
@@ -338,19 +330,12 @@ where
             self.state.set_current_key(key.clone());
             self.f.process(&key, record, &mut self.state, &mut out)?;
         }
-        if !out.is_empty() {
-            self.out.write(out, ready);
-        }
+        self.out.write(out, ready);
         Ok(())
     }
 
     fn flush(&mut self, ready: &mut Vec<OutBatch>) {
         self.out.flush(ready);
-    }
-
-    fn finish(&mut self, ready: &mut Vec<OutBatch>) -> Result<(), OperatorError> {
-        self.out.flush(ready);
-        Ok(())
     }
 
     fn snapshot(&mut self, _barrier: &Barrier) -> Result<VertexSnapshot, OperatorError> {

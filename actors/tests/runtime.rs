@@ -10,12 +10,9 @@ use weir_actors::weir::checkpoint::{CheckpointConfig, StorageConfig};
 use weir_actors::weir::connectors::file_lines::FileLinesSource;
 use weir_actors::weir::connectors::file_sink::{committed_lines, ExactlyOnceFileSink};
 use weir_actors::weir::connectors::sequence::SequenceSource;
-use weir_actors::weir::element::CheckpointKind;
 use weir_actors::weir::functions::Count;
-use weir_actors::weir::ids::CheckpointId;
-use weir_actors::weir::operator::{OperatorError, Sink, SubtaskInfo};
+use weir_actors::weir::operator::{OperatorError, Sink};
 use weir_actors::weir::restart::RestartStrategy;
-use weir_actors::weir::state::operator_state::OperatorStateStore;
 use weir_actors::weir::status::JobStatus;
 use weir_actors::weir::stream::StreamEnvironment;
 use weir_actors::{run, JobOptions};
@@ -30,10 +27,6 @@ struct SlowSink {
 }
 
 impl Sink<u64> for SlowSink {
-    fn open(&mut self, _: &SubtaskInfo, _: &mut OperatorStateStore) -> Result<(), OperatorError> {
-        Ok(())
-    }
-
     fn write(&mut self, batch: Vec<u64>) -> Result<(), OperatorError> {
         let in_flight = self.emitted.load(Ordering::SeqCst) - self.received.load(Ordering::SeqCst);
         self.max_in_flight.fetch_max(in_flight, Ordering::SeqCst);
@@ -41,18 +34,6 @@ impl Sink<u64> for SlowSink {
             .fetch_add(batch.len() as u64, Ordering::SeqCst);
         // Simulated slowness of the external system, not synchronisation.
         std::thread::sleep(Duration::from_millis(1));
-        Ok(())
-    }
-
-    fn pre_commit(&mut self, _: CheckpointId) -> Result<(), OperatorError> {
-        Ok(())
-    }
-
-    fn snapshot(&mut self, _: &mut OperatorStateStore) -> Result<(), OperatorError> {
-        Ok(())
-    }
-
-    fn commit(&mut self, _: CheckpointId, _: CheckpointKind) -> Result<(), OperatorError> {
         Ok(())
     }
 }

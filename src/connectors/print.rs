@@ -7,8 +7,6 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use crate::element::CheckpointKind;
-use crate::ids::CheckpointId;
 use crate::operator::{OperatorError, Sink, SubtaskInfo};
 use crate::state::operator_state::OperatorStateStore;
 
@@ -49,18 +47,6 @@ impl<T: Serialize + Send + 'static> Sink<T> for PrintSink {
             .write_all(&out)
             .map_err(|e| OperatorError::with_source("cannot write to stdout", e))
     }
-
-    fn pre_commit(&mut self, _: CheckpointId) -> Result<(), OperatorError> {
-        Ok(())
-    }
-
-    fn snapshot(&mut self, _: &mut OperatorStateStore) -> Result<(), OperatorError> {
-        Ok(())
-    }
-
-    fn commit(&mut self, _: CheckpointId, _: CheckpointKind) -> Result<(), OperatorError> {
-        Ok(())
-    }
 }
 
 /// Drops records, counting them in a counter shared by all subtasks (and the caller).
@@ -81,24 +67,8 @@ impl DiscardSink {
 }
 
 impl<T: Send + 'static> Sink<T> for DiscardSink {
-    fn open(&mut self, _: &SubtaskInfo, _: &mut OperatorStateStore) -> Result<(), OperatorError> {
-        Ok(())
-    }
-
     fn write(&mut self, batch: Vec<T>) -> Result<(), OperatorError> {
         self.count.fetch_add(batch.len() as u64, Ordering::Relaxed);
-        Ok(())
-    }
-
-    fn pre_commit(&mut self, _: CheckpointId) -> Result<(), OperatorError> {
-        Ok(())
-    }
-
-    fn snapshot(&mut self, _: &mut OperatorStateStore) -> Result<(), OperatorError> {
-        Ok(())
-    }
-
-    fn commit(&mut self, _: CheckpointId, _: CheckpointKind) -> Result<(), OperatorError> {
         Ok(())
     }
 }
