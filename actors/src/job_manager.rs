@@ -920,6 +920,9 @@ impl Actor for JobManager {
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(0);
         info!(job_id = %self.job_id, job = %self.graph.name, "job submitted");
+        for key in self.graph.config.checkpoint.unimplemented_settings() {
+            warn!(job_id = %self.job_id, setting = key, "this setting is not implemented yet and has no effect");
+        }
         ctx.run_interval(TICK, |act, ctx| act.on_tick(ctx));
         self.initialise(ctx);
     }

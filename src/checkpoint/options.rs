@@ -134,6 +134,22 @@ impl CheckpointConfig {
         }
     }
 
+    /// Flink keys that are set here but that this version of Weir does not act on yet: the
+    /// runtime warns about each at job start instead of ignoring it silently.
+    pub fn unimplemented_settings(&self) -> Vec<&'static str> {
+        let mut keys = Vec::new();
+        if self.unaligned {
+            keys.push("execution.checkpointing.unaligned.enabled (checkpoints stay aligned)");
+        }
+        if self.incremental {
+            keys.push("execution.checkpointing.incremental (every checkpoint is full)");
+        }
+        if self.compression {
+            keys.push("execution.checkpointing.snapshot-compression (snapshots are uncompressed)");
+        }
+        keys
+    }
+
     /// Checks every value and every combination; the error names the Flink key.
     pub fn validate(&self) -> Result<(), InvalidCheckpointConfig> {
         let bad = |key, value: String, expected| {
@@ -212,6 +228,21 @@ mod tests {
         assert_eq!(c.tolerable_failures, 0);
         assert_eq!(c.inline_threshold, 20 * 1024);
         assert!(c.validate().is_ok());
+    }
+
+    #[test]
+    fn settings_not_acted_on_are_listed() {
+        assert!(CheckpointConfig::default()
+            .unimplemented_settings()
+            .is_empty());
+        let c = CheckpointConfig {
+            unaligned: true,
+            compression: true,
+            ..CheckpointConfig::default()
+        };
+        let keys = c.unimplemented_settings();
+        assert_eq!(keys.len(), 2);
+        assert!(keys[0].starts_with("execution.checkpointing.unaligned.enabled"));
     }
 
     #[test]
