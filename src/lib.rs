@@ -26,6 +26,7 @@ pub mod format;
 pub mod functions;
 pub mod graph;
 pub mod ids;
+pub mod jobfile;
 pub mod operator;
 pub mod partition;
 pub mod restart;
