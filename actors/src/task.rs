@@ -84,6 +84,9 @@ pub struct Task {
     credits: Vec<i64>,
     upstream: Vec<(Recipient<Credit>, u32)>,
     aligner: BarrierAligner,
+    /// At-least-once jobs only: savepoints are always aligned (Flink's rule), so their
+    /// barriers go to an exactly-once aligner of their own.
+    savepoint_aligner: Option<BarrierAligner>,
     pending: VecDeque<(u32, u64, Payload)>,
     blocked: Vec<VecDeque<(u64, Payload)>>,
     seq: u64,
@@ -104,6 +107,8 @@ impl Task {
     pub fn new(setup: TaskSetup) -> Self {
         let credits = vec![i64::from(setup.credits); setup.outputs.len()];
         let aligner = BarrierAligner::new(setup.mode, setup.num_inputs);
+        let savepoint_aligner = (setup.mode == CheckpointingMode::AtLeastOnce)
+            .then(|| BarrierAligner::new(CheckpointingMode::ExactlyOnce, setup.num_inputs));
         let blocked = (0..setup.num_inputs).map(|_| VecDeque::new()).collect();
         let source = setup.is_source.then(SourceDriver::default);
         Self {
@@ -112,6 +117,7 @@ impl Task {
             credits,
             upstream: Vec::new(),
             aligner,
+            savepoint_aligner,
             pending: VecDeque::new(),
             blocked,
             seq: 0,
@@ -211,6 +217,10 @@ impl Task {
         }
     }
 
+    fn is_blocked(&self, channel: usize) -> bool {
+        blocked(&self.aligner, &self.savepoint_aligner, channel)
+    }
+
     fn has_output_credit(&self) -> bool {
         self.credits.iter().all(|&c| c > 0)
     }
@@ -236,7 +246,7 @@ impl Task {
                 break;
             }
             let (channel, seq, payload) = self.pending.pop_front().expect("front exists");
-            if self.aligner.is_blocked(channel as usize) {
+            if self.is_blocked(channel as usize) {
                 self.blocked[channel as usize].push_back((seq, payload));
                 continue;
             }
@@ -252,13 +262,21 @@ impl Task {
                     }
                 }
                 Payload::Barrier(barrier) => {
-                    if self.aligner.pending().is_none() {
+                    let aligner = match self.savepoint_aligner.as_mut() {
+                        Some(a) if barrier.kind.is_savepoint() => a,
+                        _ => &mut self.aligner,
+                    };
+                    if aligner.pending().is_none() {
                         self.alignment_started = Some((barrier.id, Instant::now()));
                     }
-                    let out = self.aligner.on_barrier(channel as usize, barrier);
+                    let out = aligner.on_barrier(channel as usize, barrier);
                     self.apply(out, ctx);
                 }
                 Payload::EndOfInput => {
+                    if let Some(a) = self.savepoint_aligner.as_mut() {
+                        let out = a.on_end_of_input(channel as usize);
+                        self.apply(out, ctx);
+                    }
                     let out = self.aligner.on_end_of_input(channel as usize);
                     self.apply(out, ctx);
                     if self.aligner.all_ended() && !self.inputs_ended {
@@ -297,7 +315,7 @@ impl Task {
     fn release_unblocked(&mut self) {
         let mut released: Vec<(u64, u32, Payload)> = Vec::new();
         for (c, queue) in self.blocked.iter_mut().enumerate() {
-            if !queue.is_empty() && !self.aligner.is_blocked(c) {
+            if !queue.is_empty() && !blocked(&self.aligner, &self.savepoint_aligner, c) {
                 released.extend(queue.drain(..).map(|(seq, p)| (seq, c as u32, p)));
             }
         }
@@ -443,6 +461,10 @@ impl Task {
     }
 }
 
+fn blocked(aligner: &BarrierAligner, savepoints: &Option<BarrierAligner>, channel: usize) -> bool {
+    aligner.is_blocked(channel) || savepoints.as_ref().is_some_and(|a| a.is_blocked(channel))
+}
+
 impl Actor for Task {
     type Context = Context<Self>;
 
@@ -567,6 +589,10 @@ impl Handler<CheckpointComplete> for Task {
 impl Handler<CheckpointAborted> for Task {
     type Result = ();
     fn handle(&mut self, msg: CheckpointAborted, ctx: &mut Self::Context) {
+        if let Some(a) = self.savepoint_aligner.as_mut() {
+            let out = a.on_abort(msg.id);
+            self.apply(out, ctx);
+        }
         let out = self.aligner.on_abort(msg.id);
         self.apply(out, ctx);
         self.drain(ctx);
