@@ -142,9 +142,12 @@ fn a_moved_savepoint_restores_from_its_new_place() {
     assert_eq!(job.committed_sorted(), job.expected());
 }
 
-/// A savepoint of the count job, taken after one checkpoint.
+/// A savepoint of the count job, taken after one checkpoint. The source is slowed so that the
+/// job is still running then, however loaded the machine.
 fn count_savepoint(job: &CountJob, dir: &Path) -> String {
-    let (sp, state) = run_then_stop(job.graph(), JobOptions::default(), 1, dir);
+    let mut slow = job.clone();
+    slow.rate = Some(5_000.0);
+    let (sp, state) = run_then_stop(slow.graph(), JobOptions::default(), 1, dir);
     assert_eq!(state.status, JobStatus::Finished, "{:?}", state.failure);
     sp.external_path
 }

@@ -17,6 +17,7 @@ use weir_actors::weir::stream::StreamEnvironment;
 /// Record values at which the `inject` operator panics, once each.
 pub type FailPoints = Arc<Mutex<HashSet<u64>>>;
 
+#[derive(Clone)]
 pub struct CountJob {
     pub records: u64,
     pub keys: u64,
