@@ -6,6 +6,10 @@
 //!   checkpoint coordinator (trigger, complete, abort, retention, restart).
 //! - `Task`: one per subtask, on one of the job's arbiters (one per core). Tasks exchange
 //!   record batches and in-band barriers over FIFO channels with credit-based flow control.
+//! - [`rest`]: the REST API (actix-web; Flink's paths and field names) over a registry of
+//!   running jobs.
+//! - [`cli`]: the `weir` command line (`run` a job file, `savepoint`, `stop`, `cancel`,
+//!   `checkpoint`, `list`, `checkpoints`).
 //!
 //! Applications depend on this crate only: it re-exports [`weir`].
 //!
@@ -21,11 +25,13 @@
 //! }
 //! ```
 
+pub mod cli;
 pub mod control;
 mod job_manager;
 mod locations;
 pub mod logging;
 pub mod messages;
+pub mod rest;
 mod task;
 
 use actix::prelude::*;

@@ -1,0 +1,525 @@
+//! The routes of the REST API and their handlers (actix-web). Each handler parses its path and
+//! body itself, so a malformed request gets a 4xx answer with Flink's `{"errors": [...]}` body:
+//! 400 for a malformed job id, checkpoint id, query or body; 404 for an unknown job, checkpoint,
+//! trigger or path; 405 for a method a path does not take; 409 for an operation on a job that
+//! has ended.
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use weir::element::SavepointFormat;
+use weir::ids::JobId;
+
+use super::jobs::{JobRegistry, RegisteredJob};
+use super::json;
+use super::triggers::{OperationKind, OperationResult, OperationStatus, TriggerTable};
+
+/// What every handler shares.
+#[derive(Clone, Default)]
+pub struct RestState {
+    pub jobs: JobRegistry,
+    pub triggers: TriggerTable,
+}
+
+/// A 4xx answer: its status and the sentence for `{"errors": [...]}`.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct ApiError {
+    status: StatusCode,
+    message: String,
+}
+
+impl actix_web::ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        respond(self.status, &json::errors(self.message.clone()))
+    }
+}
+
+type Reply = Result<HttpResponse, ApiError>;
+
+fn respond(status: StatusCode, body: &Value) -> HttpResponse {
+    HttpResponse::build(status)
+        .content_type("application/json")
+        .body(body.to_string())
+}
+
+fn ok(body: &Value) -> Reply {
+    Ok(respond(StatusCode::OK, body))
+}
+
+fn fail(status: StatusCode, message: impl Into<String>) -> ApiError {
+    ApiError {
+        status,
+        message: message.into(),
+    }
+}
+
+/// Registers every route on `cfg`.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    let not_allowed = || web::to(method_not_allowed);
+    cfg.service(
+        web::resource("/jobs")
+            .route(web::get().to(jobs_list))
+            .default_service(not_allowed()),
+    )
+    .service(
+        web::resource("/jobs/overview")
+            .route(web::get().to(jobs_overview))
+            .default_service(not_allowed()),
+    )
+    .service(
+        web::resource("/jobs/{job}")
+            .route(web::get().to(job_details))
+            .route(web::patch().to(job_patch))
+            .default_service(not_allowed()),
+    )
+    .service(
+        web::resource("/jobs/{job}/checkpoints")
+            .route(web::get().to(checkpoints))
+            .route(web::post().to(trigger_checkpoint))
+            .default_service(not_allowed()),
+    )
+    .service(
+        web::resource("/jobs/{job}/checkpoints/config")
+            .route(web::get().to(checkpoint_config))
+            .default_service(not_allowed()),
+    )
+    .service(
+        web::resource("/jobs/{job}/checkpoints/details/{checkpoint}")
+            .route(web::get().to(checkpoint_details))
+            .default_service(not_allowed()),
+    )
+    .service(
+        web::resource("/jobs/{job}/checkpoints/{trigger}")
+            .route(web::get().to(checkpoint_status))
+            .default_service(not_allowed()),
+    )
+    .service(
+        web::resource("/jobs/{job}/savepoints")
+            .route(web::post().to(trigger_savepoint))
+            .default_service(not_allowed()),
+    )
+    .service(
+        web::resource("/jobs/{job}/savepoints/{trigger}")
+            .route(web::get().to(savepoint_status))
+            .default_service(not_allowed()),
+    )
+    .service(
+        web::resource("/jobs/{job}/stop")
+            .route(web::post().to(stop))
+            .default_service(not_allowed()),
+    )
+    .service(
+        web::resource("/savepoint-disposal")
+            .route(web::post().to(dispose))
+            .default_service(not_allowed()),
+    )
+    .service(
+        web::resource("/savepoint-disposal/{trigger}")
+            .route(web::get().to(disposal_status))
+            .default_service(not_allowed()),
+    )
+    .default_service(web::to(not_found));
+}
+
+async fn method_not_allowed(req: HttpRequest) -> Reply {
+    Err(fail(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("{} is not allowed on {}", req.method(), req.path()),
+    ))
+}
+
+async fn not_found(req: HttpRequest) -> Reply {
+    Err(fail(
+        StatusCode::NOT_FOUND,
+        format!("no such endpoint: {} {}", req.method(), req.path()),
+    ))
+}
+
+fn parse_job_id(text: &str) -> Result<JobId, ApiError> {
+    text.parse().map_err(|_| {
+        fail(
+            StatusCode::BAD_REQUEST,
+            format!("`{text}` is not a job id: expected 32 hexadecimal digits"),
+        )
+    })
+}
+
+fn find_job(state: &RestState, text: &str) -> Result<RegisteredJob, ApiError> {
+    let id = parse_job_id(text)?;
+    state
+        .jobs
+        .get(&id)
+        .ok_or_else(|| fail(StatusCode::NOT_FOUND, format!("job {id} not found")))
+}
+
+/// Parses a JSON body; an empty body is `T::default()`.
+fn body<T: serde::de::DeserializeOwned + Default>(bytes: &[u8]) -> Result<T, ApiError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(bytes).map_err(|e| {
+        let what = if e.is_syntax() || e.is_eof() {
+            "malformed JSON body"
+        } else {
+            "bad request body"
+        };
+        fail(StatusCode::BAD_REQUEST, format!("{what}: {e}"))
+    })
+}
+
+fn parse_format(text: Option<&str>) -> Result<SavepointFormat, ApiError> {
+    match text.map(str::to_ascii_uppercase).as_deref() {
+        None | Some("CANONICAL") => Ok(SavepointFormat::Canonical),
+        Some("NATIVE") => Ok(SavepointFormat::Native),
+        Some(other) => Err(fail(
+            StatusCode::BAD_REQUEST,
+            format!("unknown formatType `{other}`: use CANONICAL or NATIVE"),
+        )),
+    }
+}
+
+fn refuse_ended(job: &RegisteredJob, what: &str) -> Result<(), ApiError> {
+    let status = job.handle.state().status;
+    if status.is_terminal() {
+        return Err(fail(
+            StatusCode::CONFLICT,
+            format!(
+                "job {} is {}: a {what} needs a RUNNING job",
+                job.handle.job_id,
+                status.flink_name()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn start(
+    state: &RestState,
+    job: Option<JobId>,
+    kind: OperationKind,
+    trigger: Option<String>,
+) -> Result<String, ApiError> {
+    state
+        .triggers
+        .start(job, kind, trigger)
+        .map_err(|m| fail(StatusCode::CONFLICT, m))
+}
+
+fn accepted(trigger: &str) -> Reply {
+    Ok(respond(
+        StatusCode::ACCEPTED,
+        &json!({ "request-id": trigger }),
+    ))
+}
+
+fn failure_cause(message: &str) -> Value {
+    json!({ "class": "weir::ControlError", "stack-trace": message })
+}
+
+fn operation_reply(status: Option<OperationStatus>, trigger: &str) -> Reply {
+    let status = status.ok_or_else(|| {
+        fail(
+            StatusCode::NOT_FOUND,
+            format!("no operation with trigger id `{trigger}`"),
+        )
+    })?;
+    ok(&match status {
+        OperationStatus::InProgress => json!({"status": {"id": "IN_PROGRESS"}, "operation": null}),
+        OperationStatus::Completed(result) => {
+            let operation = match result {
+                OperationResult::Location(path) => json!({ "location": path }),
+                OperationResult::CheckpointId(id) => json!({ "checkpointId": id }),
+                OperationResult::Done => json!({}),
+                OperationResult::Failed(m) => json!({ "failure-cause": failure_cause(&m) }),
+            };
+            json!({"status": {"id": "COMPLETED"}, "operation": operation})
+        }
+    })
+}
+
+async fn jobs_list(state: web::Data<RestState>) -> Reply {
+    ok(&json::jobs_list(&state.jobs.all()))
+}
+
+async fn jobs_overview(state: web::Data<RestState>) -> Reply {
+    ok(&json::jobs_overview(&state.jobs.all()))
+}
+
+async fn job_details(state: web::Data<RestState>, path: web::Path<String>) -> Reply {
+    ok(&json::job_details(&find_job(&state, &path)?))
+}
+
+async fn job_patch(
+    state: web::Data<RestState>,
+    path: web::Path<String>,
+    req: HttpRequest,
+) -> Reply {
+    let job = find_job(&state, &path)?;
+    let mode = req
+        .query_string()
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .find(|(k, _)| *k == "mode")
+        .map(|(_, v)| v.to_owned());
+    match mode.as_deref() {
+        Some("cancel") => {
+            job.handle.cancel().await;
+            Ok(respond(StatusCode::ACCEPTED, &json!({})))
+        }
+        Some(other) => Err(fail(
+            StatusCode::BAD_REQUEST,
+            format!("unsupported mode `{other}`: use ?mode=cancel (stop with POST .../stop)"),
+        )),
+        None => Err(fail(
+            StatusCode::BAD_REQUEST,
+            "missing query parameter `mode`: use ?mode=cancel",
+        )),
+    }
+}
+
+async fn checkpoints(state: web::Data<RestState>, path: web::Path<String>) -> Reply {
+    let job = find_job(&state, &path)?;
+    let stats = job.handle.checkpoint_stats().await.unwrap_or_default();
+    ok(&json::checkpointing_statistics(&stats, &job))
+}
+
+async fn checkpoint_config(state: web::Data<RestState>, path: web::Path<String>) -> Reply {
+    let job = find_job(&state, &path)?;
+    ok(&json::checkpoint_config(
+        &job.checkpoint,
+        &job.state_backend,
+    ))
+}
+
+async fn checkpoint_details(
+    state: web::Data<RestState>,
+    path: web::Path<(String, String)>,
+) -> Reply {
+    let (job, checkpoint) = path.into_inner();
+    let job = find_job(&state, &job)?;
+    let id: u64 = checkpoint.parse().map_err(|_| {
+        fail(
+            StatusCode::BAD_REQUEST,
+            format!("`{checkpoint}` is not a checkpoint id: expected a whole number"),
+        )
+    })?;
+    let stats = job.handle.checkpoint_stats().await.unwrap_or_default();
+    let entry = json::find_checkpoint(&stats, id).ok_or_else(|| {
+        fail(
+            StatusCode::NOT_FOUND,
+            format!(
+                "checkpoint {id} of job {} is not in the statistics (unknown, or older than the \
+                 history keeps)",
+                job.handle.job_id
+            ),
+        )
+    })?;
+    ok(&json::checkpoint_entry(entry, &job))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct CheckpointRequest {
+    #[serde(rename = "checkpointType")]
+    checkpoint_type: Option<String>,
+    #[serde(rename = "triggerId")]
+    trigger_id: Option<String>,
+}
+
+async fn trigger_checkpoint(
+    state: web::Data<RestState>,
+    path: web::Path<String>,
+    bytes: web::Bytes,
+) -> Reply {
+    let job = find_job(&state, &path)?;
+    let request: CheckpointRequest = body(&bytes)?;
+    let full = match request
+        .checkpoint_type
+        .as_deref()
+        .map(str::to_ascii_uppercase)
+        .as_deref()
+    {
+        None | Some("CONFIGURED") => false,
+        Some("FULL") => true,
+        Some("INCREMENTAL") => {
+            return Err(fail(
+                StatusCode::BAD_REQUEST,
+                "checkpointType INCREMENTAL cannot be requested: use CONFIGURED or FULL",
+            ))
+        }
+        Some(other) => {
+            return Err(fail(
+                StatusCode::BAD_REQUEST,
+                format!("unknown checkpointType `{other}`: use CONFIGURED or FULL"),
+            ))
+        }
+    };
+    refuse_ended(&job, "checkpoint")?;
+    let job_id = job.handle.job_id;
+    let trigger = start(
+        &state,
+        Some(job_id),
+        OperationKind::Checkpoint,
+        request.trigger_id,
+    )?;
+    let (handle, triggers, t) = (job.handle.clone(), state.triggers.clone(), trigger.clone());
+    actix_web::rt::spawn(async move {
+        let result = match handle.checkpoint(full).await {
+            Ok(c) => OperationResult::CheckpointId(c.id.0),
+            Err(e) => OperationResult::Failed(e.to_string()),
+        };
+        triggers.complete(Some(job_id), &t, result);
+    });
+    accepted(&trigger)
+}
+
+async fn checkpoint_status(
+    state: web::Data<RestState>,
+    path: web::Path<(String, String)>,
+) -> Reply {
+    let (job, trigger) = path.into_inner();
+    let job = find_job(&state, &job)?;
+    let status = state
+        .triggers
+        .get(Some(job.handle.job_id), OperationKind::Checkpoint, &trigger);
+    operation_reply(status, &trigger)
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct SavepointRequest {
+    #[serde(rename = "target-directory")]
+    target_directory: Option<String>,
+    #[serde(rename = "cancel-job", default)]
+    cancel_job: bool,
+    #[serde(rename = "formatType")]
+    format_type: Option<String>,
+    #[serde(rename = "triggerId")]
+    trigger_id: Option<String>,
+}
+
+async fn trigger_savepoint(
+    state: web::Data<RestState>,
+    path: web::Path<String>,
+    bytes: web::Bytes,
+) -> Reply {
+    let job = find_job(&state, &path)?;
+    let request: SavepointRequest = body(&bytes)?;
+    let format = parse_format(request.format_type.as_deref())?;
+    refuse_ended(&job, "savepoint")?;
+    let job_id = job.handle.job_id;
+    let trigger = start(
+        &state,
+        Some(job_id),
+        OperationKind::Savepoint,
+        request.trigger_id,
+    )?;
+    let (handle, triggers, t) = (job.handle.clone(), state.triggers.clone(), trigger.clone());
+    let (dir, cancel) = (request.target_directory, request.cancel_job);
+    actix_web::rt::spawn(async move {
+        let result = match handle.savepoint(dir, format).await {
+            Ok(c) => {
+                if cancel {
+                    handle.cancel().await;
+                }
+                OperationResult::Location(c.external_path)
+            }
+            Err(e) => OperationResult::Failed(e.to_string()),
+        };
+        triggers.complete(Some(job_id), &t, result);
+    });
+    accepted(&trigger)
+}
+
+async fn savepoint_status(state: web::Data<RestState>, path: web::Path<(String, String)>) -> Reply {
+    let (job, trigger) = path.into_inner();
+    let job = find_job(&state, &job)?;
+    let status = state
+        .triggers
+        .get(Some(job.handle.job_id), OperationKind::Savepoint, &trigger);
+    operation_reply(status, &trigger)
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct StopRequest {
+    #[serde(rename = "targetDirectory")]
+    target_directory: Option<String>,
+    #[serde(default)]
+    drain: bool,
+    #[serde(rename = "formatType")]
+    format_type: Option<String>,
+    #[serde(rename = "triggerId")]
+    trigger_id: Option<String>,
+}
+
+async fn stop(state: web::Data<RestState>, path: web::Path<String>, bytes: web::Bytes) -> Reply {
+    let job = find_job(&state, &path)?;
+    let request: StopRequest = body(&bytes)?;
+    let format = parse_format(request.format_type.as_deref())?;
+    refuse_ended(&job, "stop-with-savepoint")?;
+    let job_id = job.handle.job_id;
+    let trigger = start(
+        &state,
+        Some(job_id),
+        OperationKind::Savepoint,
+        request.trigger_id,
+    )?;
+    let (handle, triggers, t) = (job.handle.clone(), state.triggers.clone(), trigger.clone());
+    let message = crate::StopWithSavepoint {
+        target_dir: request.target_directory,
+        format,
+        drain: request.drain,
+    };
+    actix_web::rt::spawn(async move {
+        let reply = handle
+            .addr
+            .send(message)
+            .await
+            .unwrap_or(Err(crate::ControlError::Gone));
+        let result = match reply {
+            Ok(c) => OperationResult::Location(c.external_path),
+            Err(e) => OperationResult::Failed(e.to_string()),
+        };
+        triggers.complete(Some(job_id), &t, result);
+    });
+    accepted(&trigger)
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct DisposalRequest {
+    #[serde(rename = "savepoint-path")]
+    savepoint_path: Option<String>,
+}
+
+async fn dispose(state: web::Data<RestState>, bytes: web::Bytes) -> Reply {
+    let request: DisposalRequest = body(&bytes)?;
+    let path = request.savepoint_path.ok_or_else(|| {
+        fail(
+            StatusCode::BAD_REQUEST,
+            "missing field `savepoint-path`: the savepoint to dispose of",
+        )
+    })?;
+    let trigger = start(&state, None, OperationKind::Disposal, None)?;
+    let (triggers, t) = (state.triggers.clone(), trigger.clone());
+    actix_web::rt::spawn(async move {
+        let result = match weir::checkpoint::storage::dispose_snapshot(&path).await {
+            Ok(()) => OperationResult::Done,
+            Err(e) => OperationResult::Failed(e.to_string()),
+        };
+        triggers.complete(None, &t, result);
+    });
+    accepted(&trigger)
+}
+
+async fn disposal_status(state: web::Data<RestState>, path: web::Path<String>) -> Reply {
+    let status = state.triggers.get(None, OperationKind::Disposal, &path);
+    operation_reply(status, &path)
+}

@@ -1,0 +1,351 @@
+//! Weir's state in the JSON shapes of Flink's REST API: job overviews and details,
+//! `CheckpointingStatistics` (counts, summary, latest, history), `CheckpointStatistics` with
+//! per-vertex `tasks`, and `CheckpointConfigInfo`. Pure functions from values to
+//! [`serde_json::Value`], so the shapes are tested without a server.
+//!
+//! Flink fields Weir has no data for are present with Flink's neutral value (`0` bytes of
+//! in-flight data, `-1` for a time not reached yet), so clients written for Flink find them.
+
+use std::collections::BTreeMap;
+
+use serde_json::{json, Value};
+use weir::checkpoint::stats::{CheckpointStats, CheckpointStatsEntry, CheckpointStatus};
+use weir::checkpoint::{CheckpointConfig, CheckpointingMode, ExternalizedRetention, StorageConfig};
+use weir::element::{CheckpointKind, SavepointFormat};
+use weir::status::JobStatus;
+
+use super::jobs::{now_ms, RegisteredJob};
+
+/// Flink's `interval` when periodic checkpoints are off (`Long.MAX_VALUE`).
+const DISABLED_INTERVAL: u64 = i64::MAX as u64;
+
+fn status_name(status: JobStatus) -> &'static str {
+    status.flink_name()
+}
+
+fn times(job: &RegisteredJob) -> (u64, i64, u64) {
+    let end = job.end_time_ms();
+    let duration = end.unwrap_or_else(now_ms).saturating_sub(job.start_time_ms);
+    (job.start_time_ms, end.map_or(-1, |e| e as i64), duration)
+}
+
+/// `GET /jobs`: `{"jobs": [{"id", "status"}]}`.
+pub fn jobs_list(jobs: &[RegisteredJob]) -> Value {
+    let jobs: Vec<Value> = jobs
+        .iter()
+        .map(|j| {
+            json!({
+                "id": j.handle.job_id.to_string(),
+                "status": status_name(j.handle.state().status),
+            })
+        })
+        .collect();
+    json!({ "jobs": jobs })
+}
+
+/// `GET /jobs/overview`: `{"jobs": [{"jid", "name", "state", "start-time", "end-time",
+/// "duration", "last-modification", "tasks"}]}`.
+pub fn jobs_overview(jobs: &[RegisteredJob]) -> Value {
+    let jobs: Vec<Value> = jobs
+        .iter()
+        .map(|j| {
+            let state = j.handle.state();
+            let (start, end, duration) = times(j);
+            let subtasks: u32 = j.vertices.iter().map(|v| v.parallelism).sum();
+            json!({
+                "jid": j.handle.job_id.to_string(),
+                "name": j.name,
+                "state": status_name(state.status),
+                "start-time": start,
+                "end-time": end,
+                "duration": duration,
+                "last-modification": j.end_time_ms().unwrap_or(start),
+                "tasks": { "total": subtasks },
+            })
+        })
+        .collect();
+    json!({ "jobs": jobs })
+}
+
+/// `GET /jobs/:id`: `jid`, `name`, `isStoppable`, `state`, `start-time`, `end-time`,
+/// `duration`, `now`, `maxParallelism`, `vertices` (`id` = uid, `name`, `parallelism`,
+/// `maxParallelism`, `status`, times), `status-counts`.
+///
+/// Vertices share the job's status: the runtime reports no per-vertex status yet.
+pub fn job_details(job: &RegisteredJob) -> Value {
+    let state = job.handle.state();
+    let (start, end, duration) = times(job);
+    let status = status_name(state.status);
+    let vertices: Vec<Value> = job
+        .vertices
+        .iter()
+        .map(|v| {
+            json!({
+                "id": v.uid,
+                "name": v.name,
+                "parallelism": v.parallelism,
+                "maxParallelism": v.max_parallelism,
+                "status": status,
+                "start-time": start,
+                "end-time": end,
+                "duration": duration,
+            })
+        })
+        .collect();
+    let max_parallelism = job.vertices.iter().map(|v| v.max_parallelism).max();
+    json!({
+        "jid": job.handle.job_id.to_string(),
+        "name": job.name,
+        "isStoppable": false,
+        "state": status,
+        "start-time": start,
+        "end-time": end,
+        "duration": duration,
+        "now": now_ms(),
+        "maxParallelism": max_parallelism.map_or(-1, i64::from),
+        "vertices": vertices,
+        "status-counts": { status: job.vertices.len() },
+        "restarts": state.restarts,
+        "failure": state.failure,
+    })
+}
+
+fn checkpoint_status(status: CheckpointStatus) -> &'static str {
+    match status {
+        CheckpointStatus::InProgress => "IN_PROGRESS",
+        CheckpointStatus::Completed => "COMPLETED",
+        CheckpointStatus::Failed => "FAILED",
+    }
+}
+
+fn savepoint_format(kind: &CheckpointKind) -> Value {
+    let format = match kind {
+        CheckpointKind::Checkpoint { .. } => return Value::Null,
+        CheckpointKind::Savepoint { format } | CheckpointKind::StopWithSavepoint { format, .. } => {
+            format
+        }
+    };
+    json!(match format {
+        SavepointFormat::Canonical => "CANONICAL",
+        SavepointFormat::Native => "NATIVE",
+    })
+}
+
+/// Flink's `CheckpointStatistics` of one checkpoint, with `tasks` per vertex (keyed by uid).
+pub fn checkpoint_entry(entry: &CheckpointStatsEntry, job: &RegisteredJob) -> Value {
+    let mut per_vertex: BTreeMap<u32, Vec<&weir::checkpoint::stats::SubtaskCheckpointStats>> =
+        BTreeMap::new();
+    for s in &entry.subtasks {
+        per_vertex.entry(s.task.vertex).or_default().push(s);
+    }
+    let mut tasks = serde_json::Map::new();
+    for (index, vertex) in job.vertices.iter().enumerate() {
+        let acks = per_vertex
+            .get(&(index as u32))
+            .map_or(&[][..], Vec::as_slice);
+        let latest_ack = acks.iter().map(|a| a.ack_timestamp_ms).max();
+        let size: u64 = acks.iter().map(|a| a.state_size).sum();
+        tasks.insert(
+            vertex.uid.clone(),
+            json!({
+                "id": vertex.uid,
+                "status": checkpoint_status(entry.status),
+                "latest_ack_timestamp": latest_ack.map_or(-1, |t| t as i64),
+                "checkpointed_size": size,
+                "state_size": size,
+                "end_to_end_duration": latest_ack.map_or(-1, |t| t.saturating_sub(entry.trigger_timestamp_ms) as i64),
+                "alignment_buffered": 0,
+                "processed_data": 0,
+                "persisted_data": 0,
+                "num_subtasks": vertex.parallelism,
+                "num_acknowledged_subtasks": acks.len(),
+            }),
+        );
+    }
+    let mut v = json!({
+        "id": entry.id.0,
+        "status": checkpoint_status(entry.status),
+        "is_savepoint": entry.kind.is_savepoint(),
+        "savepointFormat": savepoint_format(&entry.kind),
+        "checkpoint_type": entry.kind.rest_name(),
+        "trigger_timestamp": entry.trigger_timestamp_ms,
+        "latest_ack_timestamp": entry.latest_ack_timestamp_ms.map_or(-1, |t| t as i64),
+        "checkpointed_size": entry.checkpointed_size,
+        "state_size": entry.state_size,
+        "end_to_end_duration": entry.end_to_end_duration_ms,
+        "alignment_buffered": 0,
+        "processed_data": 0,
+        "persisted_data": 0,
+        "num_subtasks": entry.num_subtasks,
+        "num_acknowledged_subtasks": entry.num_acknowledged_subtasks,
+        "tasks": tasks,
+    });
+    let o = v.as_object_mut().expect("an object");
+    match entry.status {
+        CheckpointStatus::Completed => {
+            o.insert("external_path".into(), json!(entry.external_path));
+            o.insert("discarded".into(), json!(false));
+        }
+        CheckpointStatus::Failed => {
+            o.insert(
+                "failure_timestamp".into(),
+                json!(entry.failure_timestamp_ms.unwrap_or(0)),
+            );
+            o.insert("failure_message".into(), json!(entry.failure_message));
+        }
+        CheckpointStatus::InProgress => {}
+    }
+    v
+}
+
+/// Flink's `StatsSummaryDto` of `values` (nearest-rank percentiles; zeros when empty).
+pub fn summary_of(values: &[u64]) -> Value {
+    if values.is_empty() {
+        return json!({"min": 0, "max": 0, "avg": 0, "p50": 0.0, "p90": 0.0, "p95": 0.0, "p99": 0.0, "p999": 0.0});
+    }
+    let mut sorted = values.to_vec();
+    sorted.sort_unstable();
+    let rank = |q: f64| {
+        let i = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len()) - 1;
+        sorted[i] as f64
+    };
+    let sum: u128 = sorted.iter().map(|&v| u128::from(v)).sum();
+    json!({
+        "min": sorted[0],
+        "max": sorted[sorted.len() - 1],
+        "avg": (sum / sorted.len() as u128) as u64,
+        "p50": rank(0.5),
+        "p90": rank(0.9),
+        "p95": rank(0.95),
+        "p99": rank(0.99),
+        "p999": rank(0.999),
+    })
+}
+
+/// `GET /jobs/:id/checkpoints`: Flink's `CheckpointingStatistics`. The summary covers the
+/// completed checkpoints and savepoints still in the history.
+pub fn checkpointing_statistics(stats: &CheckpointStats, job: &RegisteredJob) -> Value {
+    let completed: Vec<&CheckpointStatsEntry> = stats
+        .history
+        .iter()
+        .filter(|e| e.status == CheckpointStatus::Completed)
+        .collect();
+    let field = |f: fn(&CheckpointStatsEntry) -> u64| -> Vec<u64> {
+        completed.iter().map(|e| f(e)).collect()
+    };
+    let zeros = vec![0; completed.len()];
+    let restored = stats.latest_restored.as_ref().map(|r| {
+        json!({
+            "id": r.id.0,
+            "restore_timestamp": r.restore_timestamp_ms,
+            "is_savepoint": r.is_savepoint,
+            "external_path": r.external_path,
+        })
+    });
+    let entry = |e: &Option<CheckpointStatsEntry>| e.as_ref().map(|e| checkpoint_entry(e, job));
+    json!({
+        "counts": {
+            "restored": stats.counts.restored,
+            "total": stats.counts.total,
+            "in_progress": stats.counts.in_progress,
+            "completed": stats.counts.completed,
+            "failed": stats.counts.failed,
+        },
+        "summary": {
+            "checkpointed_size": summary_of(&field(|e| e.checkpointed_size)),
+            "state_size": summary_of(&field(|e| e.state_size)),
+            "end_to_end_duration": summary_of(&field(|e| e.end_to_end_duration_ms)),
+            "alignment_buffered": summary_of(&zeros),
+            "processed_data": summary_of(&zeros),
+            "persisted_data": summary_of(&zeros),
+        },
+        "latest": {
+            "completed": entry(&stats.latest_completed),
+            "savepoint": entry(&stats.latest_savepoint),
+            "failed": entry(&stats.latest_failed),
+            "restored": restored,
+        },
+        "history": stats.history.iter().map(|e| checkpoint_entry(e, job)).collect::<Vec<_>>(),
+    })
+}
+
+/// The entry of checkpoint `id`: from the history, else the latest ones.
+pub fn find_checkpoint(stats: &CheckpointStats, id: u64) -> Option<&CheckpointStatsEntry> {
+    stats
+        .history
+        .iter()
+        .chain(&stats.latest_completed)
+        .chain(&stats.latest_savepoint)
+        .chain(&stats.latest_failed)
+        .find(|e| e.id.0 == id)
+}
+
+/// `GET /jobs/:id/checkpoints/config`: Flink's `CheckpointConfigInfo`.
+pub fn checkpoint_config(config: &CheckpointConfig, state_backend: &str) -> Value {
+    let ms = |d: std::time::Duration| d.as_millis() as u64;
+    let (enabled, delete_on_cancellation) = match config.externalized_retention {
+        ExternalizedRetention::NoExternalizedCheckpoints => (false, false),
+        ExternalizedRetention::DeleteOnCancellation => (true, true),
+        ExternalizedRetention::RetainOnCancellation => (true, false),
+    };
+    let storage = match &config.storage {
+        StorageConfig::JobManager { .. } => "JobManagerCheckpointStorage",
+        StorageConfig::FileSystem { .. } => "FileSystemCheckpointStorage",
+    };
+    json!({
+        "mode": match config.mode {
+            CheckpointingMode::ExactlyOnce => "exactly_once",
+            CheckpointingMode::AtLeastOnce => "at_least_once",
+        },
+        "interval": config.interval.map_or(DISABLED_INTERVAL, ms),
+        "timeout": ms(config.timeout),
+        "min_pause": ms(config.min_pause),
+        "max_concurrent": config.max_concurrent,
+        "externalization": {
+            "enabled": enabled,
+            "delete_on_cancellation": delete_on_cancellation,
+        },
+        "state_backend": state_backend,
+        "checkpoint_storage": storage,
+        "unaligned_checkpoints": config.unaligned,
+        "tolerable_failed_checkpoints": config.tolerable_failures,
+        "aligned_checkpoint_timeout": 0,
+        "checkpoints_after_tasks_finish": true,
+        "state_changelog_enabled": false,
+        "changelog_periodic_materialization_interval": 0,
+        "changelog_storage": "",
+        "num_retained": config.num_retained,
+    })
+}
+
+/// The body of every 4xx/5xx answer, Flink's `{"errors": [...]}`.
+pub fn errors(message: impl Into<String>) -> Value {
+    json!({ "errors": [message.into()] })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summaries_use_nearest_rank_percentiles() {
+        let s = summary_of(&[10, 20, 30, 40]);
+        assert_eq!(s["min"], 10);
+        assert_eq!(s["max"], 40);
+        assert_eq!(s["avg"], 25);
+        assert_eq!(s["p50"], 20.0);
+        assert_eq!(s["p90"], 40.0);
+        let empty = summary_of(&[]);
+        assert_eq!(empty["max"], 0);
+        assert_eq!(empty["p999"], 0.0);
+    }
+
+    #[test]
+    fn a_disabled_interval_is_long_max_as_in_flink() {
+        let c = checkpoint_config(&CheckpointConfig::default(), "hashmap");
+        assert_eq!(c["interval"], json!(i64::MAX));
+        assert_eq!(c["mode"], "exactly_once");
+        assert_eq!(c["checkpoint_storage"], "JobManagerCheckpointStorage");
+        assert_eq!(c["externalization"]["enabled"], false);
+    }
+}
