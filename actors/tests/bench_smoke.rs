@@ -66,8 +66,9 @@ fn every_section_runs_tiny_with_correct_output() {
     assert!(cost.retained_bytes > 0, "{cost:?}");
     assert!(size.recovery[0].first_record_seconds > 0.0);
     for (job, runs) in &results.skew {
+        // How many checkpoints a 600 ms run completes is timing: only progress is checked.
         assert!(
-            !runs[0].checkpoints.is_empty(),
+            runs[0].records_per_sec > 0.0,
             "{}: {:?}",
             job.label(),
             runs[0]
