@@ -589,3 +589,71 @@ fn exit_codes_and_messages_a_script_can_rely_on() {
     );
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
 }
+
+#[test]
+fn a_program_runs_job_files_with_its_own_operators() {
+    use weir_actors::weir::functions::MapFn;
+    use weir_actors::weir::jobfile::Registry;
+
+    let mut registry = Registry::new();
+    registry.register_operator("double", |p| {
+        let field = p.field("field")?;
+        Ok(MapFn(move |mut v: Value| {
+            let n = field.get(&v).and_then(Value::as_u64).unwrap_or(0);
+            field.set(&mut v, (n * 2).into());
+            v
+        }))
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    std::fs::write(dir.join("weir.yaml"), "{}\n").unwrap();
+    let job = dir.join("double.yaml");
+    std::fs::write(
+        &job,
+        format!(
+            "config:\n  rest.port: 0\n  execution.checkpointing.interval: 50 ms\npipeline:\n  \
+             - source: sequence\n    uid: numbers\n    to: 99\n  - operator: double\n    uid: \
+             doubled\n    field: value\n  - sink: file\n    uid: out\n    path: {}\n",
+            dir.join("out").display()
+        ),
+    )
+    .unwrap();
+    let args = [
+        "weir",
+        "run",
+        &job.display().to_string(),
+        "--config",
+        &config_arg(dir),
+    ];
+    assert_eq!(
+        weir_actors::cli::main(args, &registry),
+        std::process::ExitCode::SUCCESS
+    );
+    let mut values: Vec<u64> = committed_lines(dir.join("out"))
+        .unwrap()
+        .iter()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["value"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    values.sort_unstable();
+    assert_eq!(values, (0..100).map(|n| n * 2).collect::<Vec<_>>());
+    // The stock binary does not know the operator, and says which file and step.
+    let o = weir(
+        dir,
+        &[
+            "run",
+            &job.display().to_string(),
+            "--config",
+            &config_arg(dir),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("step 2 (uid `doubled`, operator `double`): unknown operator `double`"),
+        "{}",
+        stderr(&o)
+    );
+}
