@@ -27,6 +27,7 @@
 
 pub mod cli;
 pub mod control;
+mod io;
 mod job_manager;
 mod locations;
 pub mod logging;

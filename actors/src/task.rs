@@ -13,8 +13,8 @@
 //! channel after everything before it has been flushed.
 //!
 //! Checkpoints: the synchronous part (flush, serialise state, forward the barrier) runs in the
-//! handler; the upload runs as a future on the arbiter while records keep flowing, and ends
-//! with an acknowledgement (or a decline) to the job manager.
+//! handler; the upload runs on the process's checkpoint I/O runtime ([`crate::io`]) while records
+//! keep flowing, and ends with an acknowledgement (or a decline) to the job manager.
 //!
 //! User code runs under `catch_unwind`: an error or a panic fails the subtask (reported to the
 //! job manager), never the arbiter thread.
@@ -399,7 +399,7 @@ impl Task {
         let manager = self.setup.manager.clone();
         let (attempt, task) = (self.setup.attempt, self.setup.task);
         let hint = format!("{}-{}", self.setup.info.uid, self.setup.info.index);
-        actix::spawn(async move {
+        crate::io::handle().spawn(async move {
             let VertexSnapshot { keyed, operator } = snapshot;
             let result = async {
                 let keyed = match keyed {
