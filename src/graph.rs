@@ -88,6 +88,9 @@ pub struct JobConfig {
     pub buffer_timeout: Duration,
     /// Batches a sender may have in flight per channel (credit-based flow control).
     pub channel_credits: u32,
+    /// Fuse forward-connected operators of equal parallelism into one subtask
+    /// (`pipeline.operator-chaining.enabled`, on by default).
+    pub chaining: bool,
 }
 
 impl Default for JobConfig {
@@ -99,6 +102,7 @@ impl Default for JobConfig {
             batch_size: 1024,
             buffer_timeout: Duration::from_millis(10),
             channel_credits: 8,
+            chaining: true,
         }
     }
 }

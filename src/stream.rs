@@ -133,6 +133,12 @@ impl StreamEnvironment {
         self
     }
 
+    /// Run every operator in a subtask of its own, even where it could be chained.
+    pub fn disable_operator_chaining(&self) -> &Self {
+        self.inner.borrow_mut().config.chaining = false;
+        self
+    }
+
     /// Replace all runtime settings at once.
     pub fn set_config(&self, config: JobConfig) -> &Self {
         self.inner.borrow_mut().config = config;

@@ -19,6 +19,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use actix::prelude::*;
 use tokio::sync::watch;
 use tracing::{error, info, warn};
+use weir::chain::{Chain, ChainMember};
+use weir::chaining::chains;
 use weir::checkpoint::coordinator::{AbortReason, CheckpointCoordinator, CoordinatorAction};
 use weir::checkpoint::metadata::{
     CheckpointMetadata, OperatorSnapshot, StateHandle, SubtaskSnapshot,
@@ -399,10 +401,7 @@ impl JobManager {
 
     fn start_tasks(&mut self, mut restored: Vec<Vec<RestoredState>>, ctx: &mut Context<Self>) {
         let graph = self.graph.clone();
-        let order = match graph.topological_order() {
-            Ok(o) => o,
-            Err(e) => return self.terminate(JobStatus::Failed, Some(e.to_string()), ctx),
-        };
+        let chains = chains(&graph, graph.config.chaining);
         if self.arbiters.is_empty() {
             let n = std::thread::available_parallelism().map_or(2, |n| n.get());
             self.arbiters = (0..n).map(|_| Arbiter::new()).collect();
@@ -416,32 +415,31 @@ impl JobManager {
         let manager = ctx.address().recipient::<TaskEvent>();
         let mut placed = 0usize;
         let mut entries = Vec::new();
-        for &v in order.iter().rev() {
-            let vertex = &graph.vertices[v];
-            for i in 0..vertex.parallelism {
-                let info = SubtaskInfo {
-                    uid: vertex.uid.clone(),
-                    index: i,
-                    parallelism: vertex.parallelism,
-                    max_parallelism: vertex.max_parallelism,
-                    restored: self.latest.is_some(),
+        // Downstream chains first, so every output channel's receiver exists.
+        for chain in chains.iter().rev() {
+            let (head, tail) = (chain[0], chain[chain.len() - 1]);
+            let head_vertex = &graph.vertices[head];
+            for i in 0..head_vertex.parallelism {
+                let info = |v: usize| {
+                    let vertex = &graph.vertices[v];
+                    SubtaskInfo {
+                        uid: vertex.uid.clone(),
+                        index: i,
+                        parallelism: vertex.parallelism,
+                        max_parallelism: vertex.max_parallelism,
+                        restored: self.latest.is_some(),
+                    }
                 };
-                let mut edges = Vec::new();
+                // The tail's edges leave the subtask: one channel per receiving subtask.
+                let mut tail_edges = Vec::new();
                 let mut outputs = Vec::new();
-                for (e, edge) in graph.outputs(v) {
-                    let to = &graph.vertices[edge.to];
+                for (e, edge) in graph.outputs(tail) {
                     let receivers: Vec<u32> = if edge.partitioning == Partitioning::Forward {
                         vec![i]
                     } else {
-                        (0..to.parallelism).collect()
+                        (0..graph.vertices[edge.to].parallelism).collect()
                     };
-                    edges.push(OutputEdge {
-                        partitioning: edge.partitioning,
-                        key: edge.key.clone(),
-                        channels: receivers.len(),
-                        downstream_parallelism: to.parallelism,
-                        downstream_max_parallelism: to.max_parallelism,
-                    });
+                    tail_edges.push(output_edge(&graph, e, receivers.len()));
                     for j in receivers {
                         let target = addrs[edge.to][j as usize]
                             .clone()
@@ -452,46 +450,68 @@ impl JobManager {
                         });
                     }
                 }
-                let runtime = match (vertex.factory)(&info, &edges, config.batch_size) {
-                    Ok(r) => r,
-                    Err(e) => {
-                        return self.terminate(
-                            JobStatus::Failed,
-                            Some(format!("operator `{}`: {e}", vertex.uid)),
-                            ctx,
-                        )
+                let mut members = Vec::with_capacity(chain.len());
+                for (k, &v) in chain.iter().enumerate() {
+                    let vertex = &graph.vertices[v];
+                    // Inside the chain, a one-channel edge that passes every batch through.
+                    let (edges, batch_size) = match chain.get(k + 1) {
+                        Some(_) => {
+                            let (e, _) = graph.outputs(v).next().expect("a chained edge");
+                            (vec![output_edge(&graph, e, 1)], 1)
+                        }
+                        None => (tail_edges.clone(), config.batch_size),
+                    };
+                    match (vertex.factory)(&info(v), &edges, batch_size) {
+                        Ok(runtime) => members.push(ChainMember {
+                            uid: vertex.uid.clone(),
+                            runtime,
+                        }),
+                        Err(e) => {
+                            return self.terminate(
+                                JobStatus::Failed,
+                                Some(format!("operator `{}`: {e}", vertex.uid)),
+                                ctx,
+                            )
+                        }
                     }
-                };
+                }
                 let task = TaskId {
-                    vertex: v as u32,
+                    vertex: head as u32,
                     subtask: i,
                 };
+                let is_source = head_vertex.role == VertexRole::Source;
                 let setup = TaskSetup {
                     job_id: self.job_id,
                     attempt: self.attempt,
                     task,
-                    info,
-                    vertex: runtime,
-                    is_source: vertex.role == VertexRole::Source,
+                    info: info(head),
+                    chain: Chain::new(members),
+                    vertices: chain.iter().map(|&v| v as u32).collect(),
+                    is_source,
                     outputs,
-                    num_inputs: input_channels(&graph, v, i).len(),
+                    num_inputs: input_channels(&graph, head, i).len(),
                     mode: config.checkpoint.mode,
                     credits: config.channel_credits,
                     batch_size: config.batch_size,
                     buffer_timeout: config.buffer_timeout,
                     storage: self.storage.clone(),
                     locations: self.locations.clone(),
-                    restored: std::mem::take(&mut restored[v][i as usize]),
+                    restored: chain
+                        .iter()
+                        .map(|&v| std::mem::take(&mut restored[v][i as usize]))
+                        .collect(),
                     manager: manager.clone(),
                 };
                 let arbiter = self.arbiters[placed % self.arbiters.len()].handle();
                 placed += 1;
                 let addr = Task::start_in_arbiter(&arbiter, move |_| Task::new(setup));
-                addrs[v][i as usize] = Some(addr.clone());
+                for &v in chain {
+                    addrs[v][i as usize] = Some(addr.clone());
+                }
                 entries.push(TaskEntry {
                     id: task,
                     addr,
-                    is_source: vertex.role == VertexRole::Source,
+                    is_source,
                 });
             }
         }
@@ -581,8 +601,14 @@ impl JobManager {
             drain,
         };
         self.trigger_times.insert(id, barrier.timestamp_ms);
+        let operator_subtasks = self
+            .graph
+            .vertices
+            .iter()
+            .map(|v| v.parallelism as usize)
+            .sum();
         self.stats
-            .on_trigger(id, kind, barrier.timestamp_ms, self.tasks.len());
+            .on_trigger(id, kind, barrier.timestamp_ms, operator_subtasks);
         info!(job_id = %self.job_id, checkpoint_id = id.0, kind = kind.rest_name(), end_of_input, "triggering checkpoint");
         for t in self.tasks.iter().filter(|t| t.is_source) {
             t.addr.do_send(TriggerCheckpoint {
@@ -605,7 +631,12 @@ impl JobManager {
                     .finalize_failed(id, "location vanished".into(), self.now());
             return self.execute(actions, ctx);
         };
-        let acks: HashMap<TaskId, SubtaskAck> = acks.into_iter().collect();
+        let mut states: HashMap<(u32, u32), OperatorAck> = HashMap::new();
+        for (task, ack) in acks {
+            for op in ack.operators {
+                states.insert((op.vertex, task.subtask), op);
+            }
+        }
         let operators = self
             .graph
             .vertices
@@ -618,14 +649,11 @@ impl JobManager {
                 max_parallelism: vertex.max_parallelism,
                 subtasks: (0..vertex.parallelism)
                     .map(|i| {
-                        let ack = acks.get(&TaskId {
-                            vertex: v as u32,
-                            subtask: i,
-                        });
+                        let op = states.remove(&(v as u32, i));
                         SubtaskSnapshot {
                             index: i,
-                            keyed: ack.and_then(|a| a.keyed.clone()),
-                            operator: ack.and_then(|a| a.operator.clone()),
+                            keyed: op.as_ref().and_then(|o| o.keyed.clone()),
+                            operator: op.and_then(|o| o.operator),
                         }
                     })
                     .collect(),
@@ -861,6 +889,19 @@ fn empty_operator_state(uid: &str) -> Result<Arc<Vec<u8>>, String> {
         .map_err(|e| e.to_string())
 }
 
+/// The output edge `e` as its sender's writer sees it, with `channels` channels.
+fn output_edge(graph: &JobGraph, e: usize, channels: usize) -> OutputEdge {
+    let edge = &graph.edges[e];
+    let to = &graph.vertices[edge.to];
+    OutputEdge {
+        partitioning: edge.partitioning,
+        key: edge.key.clone(),
+        channels,
+        downstream_parallelism: to.parallelism,
+        downstream_max_parallelism: to.max_parallelism,
+    }
+}
+
 /// The input channels of subtask `i` of vertex `v`: (edge index, sending subtask), in channel order.
 fn input_channels(graph: &JobGraph, v: usize, i: u32) -> Vec<(usize, u32)> {
     let mut channels = Vec::new();
@@ -947,17 +988,24 @@ impl Handler<TaskEvent> for JobManager {
         let now = self.now();
         match msg.kind {
             TaskEventKind::Acknowledge { id, ack } => {
-                self.stats.on_acknowledge(
-                    id,
-                    SubtaskCheckpointStats {
-                        task: msg.task,
-                        ack_timestamp_ms: wall_clock_ms(),
-                        state_size: ack.keyed.as_ref().map_or(0, StateHandle::size)
-                            + ack.operator.as_ref().map_or(0, StateHandle::size),
-                        sync_duration_micros: ack.sync_micros,
-                        alignment_duration_micros: ack.alignment_micros,
-                    },
-                );
+                // Statistics are per operator subtask, whether or not operators are chained.
+                let ack_timestamp_ms = wall_clock_ms();
+                for op in &ack.operators {
+                    self.stats.on_acknowledge(
+                        id,
+                        SubtaskCheckpointStats {
+                            task: TaskId {
+                                vertex: op.vertex,
+                                subtask: msg.task.subtask,
+                            },
+                            ack_timestamp_ms,
+                            state_size: op.keyed.as_ref().map_or(0, StateHandle::size)
+                                + op.operator.as_ref().map_or(0, StateHandle::size),
+                            sync_duration_micros: ack.sync_micros,
+                            alignment_duration_micros: ack.alignment_micros,
+                        },
+                    );
+                }
                 let actions = self.coordinator.acknowledge(id, msg.task, ack, now);
                 self.execute(actions, ctx);
             }

@@ -96,15 +96,34 @@ pub struct CheckpointAborted {
 #[rtype(result = "()")]
 pub struct Shutdown;
 
-/// A subtask's acknowledgement payload: where its state went.
+/// Where one operator's state went (one per operator of the subtask's chain).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SubtaskAck {
+pub struct OperatorAck {
+    /// The operator's vertex index in the job graph.
+    pub vertex: u32,
     pub keyed: Option<StateHandle>,
     pub operator: Option<StateHandle>,
+}
+
+/// A subtask's acknowledgement payload: where the state of each of its operators went.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SubtaskAck {
+    pub operators: Vec<OperatorAck>,
     /// Time the stream was stopped for the synchronous part, in microseconds.
     pub sync_micros: u64,
     /// Time from the first barrier to the last (exactly-once alignment), in microseconds.
     pub alignment_micros: u64,
+}
+
+impl SubtaskAck {
+    /// Bytes of state over all operators.
+    pub fn state_size(&self) -> u64 {
+        self.operators
+            .iter()
+            .flat_map(|o| o.keyed.iter().chain(o.operator.iter()))
+            .map(StateHandle::size)
+            .sum()
+    }
 }
 
 /// What a subtask reports to the job manager.

@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use tracing::{debug, warn};
+use weir::chain::Chain;
 use weir::checkpoint::aligner::{AbandonReason, AlignerOutput, BarrierAligner};
 use weir::checkpoint::storage::CheckpointStorage;
 use weir::checkpoint::CheckpointingMode;
@@ -32,7 +33,7 @@ use weir::element::{Barrier, CheckpointKind};
 use weir::ids::{CheckpointId, JobId, TaskId};
 use weir::operator::{OperatorError, SourcePoll, SubtaskInfo};
 use weir::partition::OutBatch;
-use weir::vertex::{RestoredState, VertexRuntime, VertexSnapshot};
+use weir::vertex::{RestoredState, VertexSnapshot};
 
 use crate::locations::LocationRegistry;
 use crate::messages::*;
@@ -49,8 +50,12 @@ pub struct TaskSetup {
     pub job_id: JobId,
     pub attempt: u32,
     pub task: TaskId,
+    /// The head operator's subtask (named in logs).
     pub info: SubtaskInfo,
-    pub vertex: Box<dyn VertexRuntime>,
+    /// The operators this subtask runs, fused, head first.
+    pub chain: Chain,
+    /// The graph vertex of each chain member.
+    pub vertices: Vec<u32>,
     pub is_source: bool,
     pub outputs: Vec<OutputChannel>,
     pub num_inputs: usize,
@@ -60,7 +65,8 @@ pub struct TaskSetup {
     pub buffer_timeout: Duration,
     pub storage: CheckpointStorage,
     pub locations: LocationRegistry,
-    pub restored: RestoredState,
+    /// Restored state of each chain member.
+    pub restored: Vec<RestoredState>,
     pub manager: Recipient<TaskEvent>,
 }
 
@@ -163,14 +169,14 @@ impl Task {
     /// Runs user code; an error or a panic fails the subtask and yields `None`.
     fn guard<R>(
         &mut self,
-        f: impl FnOnce(&mut dyn VertexRuntime, &mut Vec<OutBatch>) -> Result<R, OperatorError>,
+        f: impl FnOnce(&mut Chain, &mut Vec<OutBatch>) -> Result<R, OperatorError>,
     ) -> Option<R> {
         if self.lifecycle == Lifecycle::Failed {
             return None;
         }
-        let vertex = &mut *self.setup.vertex;
+        let chain = &mut self.setup.chain;
         let ready = &mut self.ready;
-        match catch_unwind(AssertUnwindSafe(|| f(vertex, ready))) {
+        match catch_unwind(AssertUnwindSafe(|| f(chain, ready))) {
             Ok(Ok(r)) => Some(r),
             Ok(Err(e)) => {
                 let mut msg = e.to_string();
@@ -229,10 +235,7 @@ impl Task {
         if self.lifecycle == Lifecycle::Failed {
             return;
         }
-        self.guard(|v, ready| {
-            v.flush(ready);
-            Ok(())
-        });
+        self.guard(|v, ready| v.flush(ready));
         self.send_ready();
     }
 
@@ -375,7 +378,7 @@ impl Task {
             self.stopped_without_drain = true;
         }
         self.flush();
-        let Some(snapshot) = self.guard(|v, _| v.snapshot(&barrier)) else {
+        let Some(snapshots) = self.guard(|v, _| v.snapshot(&barrier)) else {
             return;
         };
         self.broadcast(|| Payload::Barrier(barrier));
@@ -398,35 +401,54 @@ impl Task {
         let storage = self.setup.storage.clone();
         let manager = self.setup.manager.clone();
         let (attempt, task) = (self.setup.attempt, self.setup.task);
-        let hint = format!("{}-{}", self.setup.info.uid, self.setup.info.index);
+        let members: Vec<(u32, String)> = self
+            .setup
+            .vertices
+            .iter()
+            .copied()
+            .zip(
+                self.setup
+                    .chain
+                    .uids()
+                    .map(|uid| format!("{uid}-{}", self.setup.info.index)),
+            )
+            .collect();
         crate::io::handle().spawn(async move {
-            let VertexSnapshot { keyed, operator } = snapshot;
             let result = async {
-                let keyed = match keyed {
-                    Some(b) => Some(
-                        storage
-                            .write_state(&location, &format!("{hint}-keyed"), b)
-                            .await?,
-                    ),
-                    None => None,
-                };
-                let operator = match operator {
-                    Some(b) => Some(
-                        storage
-                            .write_state(&location, &format!("{hint}-operator"), b)
-                            .await?,
-                    ),
-                    None => None,
-                };
-                Ok::<_, weir::checkpoint::storage::StorageError>((keyed, operator))
+                let mut operators = Vec::with_capacity(members.len());
+                for ((vertex, hint), VertexSnapshot { keyed, operator }) in
+                    members.into_iter().zip(snapshots)
+                {
+                    let keyed = match keyed {
+                        Some(b) => Some(
+                            storage
+                                .write_state(&location, &format!("{hint}-keyed"), b)
+                                .await?,
+                        ),
+                        None => None,
+                    };
+                    let operator = match operator {
+                        Some(b) => Some(
+                            storage
+                                .write_state(&location, &format!("{hint}-operator"), b)
+                                .await?,
+                        ),
+                        None => None,
+                    };
+                    operators.push(OperatorAck {
+                        vertex,
+                        keyed,
+                        operator,
+                    });
+                }
+                Ok::<_, weir::checkpoint::storage::StorageError>(operators)
             }
             .await;
             let kind = match result {
-                Ok((keyed, operator)) => TaskEventKind::Acknowledge {
+                Ok(operators) => TaskEventKind::Acknowledge {
                     id: barrier.id,
                     ack: SubtaskAck {
-                        keyed,
-                        operator,
+                        operators,
                         sync_micros,
                         alignment_micros,
                     },

@@ -394,3 +394,23 @@ fn savepoints_are_aligned_even_in_at_least_once_mode() {
     }
     assert_eq!(counts.len(), 50);
 }
+
+#[test]
+fn chaining_can_change_between_a_savepoint_and_its_restore() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut job = CountJob::new(dir.path());
+    job.records = 30_000;
+    job.rate = Some(20_000.0);
+    let chained = job.graph();
+    assert!(chained.config.chaining);
+    let (savepoint, state) =
+        run_then_stop(chained, JobOptions::default(), 1, &dir.path().join("sp"));
+    assert_eq!(state.status, JobStatus::Finished, "{:?}", state.failure);
+
+    job.rate = None;
+    let mut unchained = job.graph();
+    unchained.config.chaining = false;
+    let state = run(unchained, restore(&savepoint.external_path)).unwrap();
+    assert_eq!(state.status, JobStatus::Finished, "{:?}", state.failure);
+    assert_eq!(job.committed_sorted(), job.expected());
+}
