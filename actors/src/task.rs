@@ -89,6 +89,8 @@ pub struct Task {
     lifecycle: Lifecycle,
     credits: Vec<i64>,
     upstream: Vec<(Recipient<Credit>, u32)>,
+    /// Processed batches per input channel whose credit has not been returned yet.
+    owed: Vec<u32>,
     aligner: BarrierAligner,
     /// At-least-once jobs only: savepoints are always aligned (Flink's rule), so their
     /// barriers go to an exactly-once aligner of their own.
@@ -116,12 +118,14 @@ impl Task {
         let savepoint_aligner = (setup.mode == CheckpointingMode::AtLeastOnce)
             .then(|| BarrierAligner::new(CheckpointingMode::ExactlyOnce, setup.num_inputs));
         let blocked = (0..setup.num_inputs).map(|_| VecDeque::new()).collect();
+        let owed = vec![0; setup.num_inputs];
         let source = setup.is_source.then(SourceDriver::default);
         Self {
             setup,
             lifecycle: Lifecycle::Running,
             credits,
             upstream: Vec::new(),
+            owed,
             aligner,
             savepoint_aligner,
             pending: VecDeque::new(),
@@ -223,6 +227,25 @@ impl Task {
         }
     }
 
+    /// Counts one processed batch of `channel` and returns credits to its sender in groups of
+    /// half the window: one message per W/2 batches instead of one per batch. A sender only
+    /// stalls with all W batches unreturned, so a group always completes once they are processed.
+    fn return_credit(&mut self, channel: usize) {
+        let Some(owed) = self.owed.get_mut(channel) else {
+            return;
+        };
+        *owed += 1;
+        if *owed >= (self.setup.credits / 2).max(1) {
+            if let Some((credit, out_channel)) = self.upstream.get(channel) {
+                credit.do_send(Credit {
+                    channel: *out_channel,
+                    batches: *owed,
+                });
+            }
+            *owed = 0;
+        }
+    }
+
     fn is_blocked(&self, channel: usize) -> bool {
         blocked(&self.aligner, &self.savepoint_aligner, channel)
     }
@@ -257,12 +280,7 @@ impl Task {
                 Payload::Batch { records, .. } => {
                     self.guard(|v, ready| v.process(records, ready));
                     self.send_ready();
-                    if let Some((credit, out_channel)) = self.upstream.get(channel as usize) {
-                        credit.do_send(Credit {
-                            channel: *out_channel,
-                            batches: 1,
-                        });
-                    }
+                    self.return_credit(channel as usize);
                 }
                 Payload::Barrier(barrier) => {
                     let aligner = match self.savepoint_aligner.as_mut() {
