@@ -45,12 +45,32 @@ pub enum FormatError {
 /// Frames `payload` with `magic` and `version`.
 pub fn encode(magic: [u8; 4], version: u16, payload: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
-    out.extend_from_slice(&magic);
-    out.extend_from_slice(&version.to_be_bytes());
-    out.extend_from_slice(&(payload.len() as u64).to_be_bytes());
-    out.extend_from_slice(&crc32fast::hash(payload).to_be_bytes());
+    out.extend_from_slice(&[0; HEADER_LEN]);
     out.extend_from_slice(payload);
+    seal(magic, version, &mut out);
     out
+}
+
+/// An empty frame with room for `payload_capacity` bytes: write the payload after the header
+/// ([`HEADER_LEN`] placeholder bytes), then [`seal`] it. Gives the same bytes as [`encode`]
+/// without building the payload in a buffer of its own.
+pub fn start(payload_capacity: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(HEADER_LEN.saturating_add(payload_capacity));
+    out.extend_from_slice(&[0; HEADER_LEN]);
+    out
+}
+
+/// Fills in the header of a frame from [`start`] whose payload is everything after it.
+///
+/// # Panics
+///
+/// If `frame` is shorter than the header (it did not come from [`start`]).
+pub fn seal(magic: [u8; 4], version: u16, frame: &mut [u8]) {
+    let (header, payload) = frame.split_at_mut(HEADER_LEN);
+    header[..4].copy_from_slice(&magic);
+    header[4..6].copy_from_slice(&version.to_be_bytes());
+    header[6..14].copy_from_slice(&(payload.len() as u64).to_be_bytes());
+    header[14..].copy_from_slice(&crc32fast::hash(payload).to_be_bytes());
 }
 
 /// Checks the frame and returns the version and the payload.
@@ -129,6 +149,23 @@ mod tests {
             decode("test blob", M, &[1], &b).unwrap(),
             (1, &b"hello"[..])
         );
+    }
+
+    #[test]
+    fn start_and_seal_give_the_bytes_of_encode() {
+        for payload in [&b""[..], b"hello", &[7u8; 1000][..]] {
+            let mut frame = start(payload.len());
+            frame.extend_from_slice(payload);
+            seal(M, 3, &mut frame);
+            assert_eq!(frame, encode(M, 3, payload));
+        }
+        // The header layout itself, so both cannot drift together.
+        let b = encode(M, 1, b"hi");
+        assert_eq!(&b[..4], b"WTST");
+        assert_eq!(&b[4..6], &[0, 1]);
+        assert_eq!(&b[6..14], &2u64.to_be_bytes());
+        assert_eq!(&b[14..18], &crc32fast::hash(b"hi").to_be_bytes());
+        assert_eq!(&b[18..], b"hi");
     }
 
     #[test]

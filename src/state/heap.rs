@@ -11,47 +11,137 @@
 //! | [`ReducingTable<K, V>`] | `V`, plus the reduce function |
 //!
 //! A lookup is one probe with the record's precomputed hash; nothing is serialised except in
-//! [`KeyedTable::snapshot_group`] and [`KeyedTable::prepare_restore`]. Lists and maps never
+//! [`GroupEntries::encode_group`] and [`KeyedTable::prepare_restore`]. Lists and maps never
 //! keep an empty entry, so a key "has state" exactly when some table has an entry for it.
+//!
+//! # Copy-on-write snapshots
+//!
+//! Each group's map is either owned by the table or shared with snapshots still being encoded
+//! ([`Group`]). [`KeyedTable::capture`] moves every non-empty owned map behind an `Arc` and
+//! hands out clones of the `Arc`s: O(key groups), nothing is copied. The first write to a
+//! shared group afterwards takes the map back if the snapshots are done with it, or else clones
+//! it (one group's map, once per capture), so a captured map never changes. Reads never clone.
+//! The cost on the record path is one predictable branch per access; the copies (about as
+//! much work as the capture saved, while a capture is held) land on the first write to each
+//! group after the barrier, one group at a time.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
-use serde::de::DeserializeOwned;
 use serde::{Serialize, Serializer};
 
 use super::key_group::{key_group_for_hash, stable_hash, StableBuildHasher};
 use super::keyed::{StateKey, StateValue};
-use super::snapshot::{decode_data, encode_data, KeyedStateKind};
+use super::snapshot::{decode_data, KeyedStateKind};
 use super::table::{
-    CurrentKey, GroupLayout, HashedKey, KeyedTable, PrehashedMap, Prepared, TableRestoreError,
+    CurrentKey, GroupEntries, GroupLayout, HashedKey, KeyedTable, PrehashedMap, Prepared,
+    TableRestoreError,
 };
+
+/// One key group's map: the table's own, or shared with snapshots not yet encoded.
+enum Group<K, S> {
+    Owned(PrehashedMap<K, S>),
+    Shared(Arc<PrehashedMap<K, S>>),
+}
+
+impl<K: StateKey, S: Clone> Group<K, S> {
+    #[inline]
+    fn map(&self) -> &PrehashedMap<K, S> {
+        match self {
+            Group::Owned(map) => map,
+            Group::Shared(map) => map,
+        }
+    }
+
+    /// The map, to write to: a shared map is taken back or cloned first.
+    #[inline]
+    fn owned(&mut self) -> &mut PrehashedMap<K, S> {
+        match self {
+            Group::Owned(map) => map,
+            Group::Shared(_) => self.unshare(),
+        }
+    }
+
+    /// The map to write to, unless `key` is absent from a shared map (then nothing would
+    /// change, so nothing is cloned).
+    #[inline]
+    fn owned_if_has(&mut self, key: &HashedKey<K>) -> Option<&mut PrehashedMap<K, S>> {
+        match self {
+            Group::Owned(map) => Some(map),
+            Group::Shared(_) => self.unshare_if_has(key),
+        }
+    }
+
+    /// [`Group::owned_if_has`] for a shared map: out of line, so that the record path is one
+    /// branch and stays small enough to inline.
+    #[cold]
+    #[inline(never)]
+    fn unshare_if_has(&mut self, key: &HashedKey<K>) -> Option<&mut PrehashedMap<K, S>> {
+        if self.map().contains_key(key) {
+            Some(self.unshare())
+        } else {
+            None
+        }
+    }
+
+    /// Makes a shared map the table's own again: takes it back if no capture holds it any
+    /// more, or else copies it (the capture keeps the original).
+    #[cold]
+    #[inline(never)]
+    fn unshare(&mut self) -> &mut PrehashedMap<K, S> {
+        if let Group::Shared(shared) = self {
+            *self = Group::Owned(std::mem::take(Arc::make_mut(shared)));
+        }
+        match self {
+            Group::Owned(map) => map,
+            Group::Shared(_) => unreachable!("unshared above"),
+        }
+    }
+
+    /// Shares the map (unless it is empty) and returns a handle to it that no write changes.
+    fn capture(&mut self) -> Option<Arc<PrehashedMap<K, S>>> {
+        if self.map().is_empty() {
+            return None;
+        }
+        let shared = match std::mem::replace(self, Group::Owned(PrehashedMap::default())) {
+            Group::Owned(map) => Arc::new(map),
+            Group::Shared(map) => map,
+        };
+        *self = Group::Shared(Arc::clone(&shared));
+        Some(shared)
+    }
+}
 
 /// One per-key value per key, split by key group.
 pub(crate) struct HeapGroups<K, S> {
-    groups: Vec<PrehashedMap<K, S>>,
+    groups: Vec<Group<K, S>>,
 }
 
-impl<K: StateKey, S> HeapGroups<K, S> {
+impl<K: StateKey, S: Clone> HeapGroups<K, S> {
     pub(crate) fn new(groups: usize) -> Self {
         Self {
-            groups: (0..groups).map(|_| PrehashedMap::default()).collect(),
+            groups: (0..groups)
+                .map(|_| Group::Owned(PrehashedMap::default()))
+                .collect(),
         }
     }
 
     #[inline]
     pub(crate) fn get(&self, cur: &CurrentKey<K>) -> Option<&S> {
-        self.groups[cur.offset].get(&cur.key)
+        self.groups[cur.offset].map().get(&cur.key)
     }
 
     #[inline]
     pub(crate) fn get_mut(&mut self, cur: &CurrentKey<K>) -> Option<&mut S> {
-        self.groups[cur.offset].get_mut(&cur.key)
+        self.groups[cur.offset]
+            .owned_if_has(&cur.key)?
+            .get_mut(&cur.key)
     }
 
     /// Sets the current key's value (clones the key only when it is new).
     #[inline]
     pub(crate) fn insert(&mut self, cur: &CurrentKey<K>, value: S) {
-        let group = &mut self.groups[cur.offset];
+        let group = self.groups[cur.offset].owned();
         match group.get_mut(&cur.key) {
             Some(slot) => *slot = value,
             None => {
@@ -67,7 +157,7 @@ impl<K: StateKey, S> HeapGroups<K, S> {
         cur: &CurrentKey<K>,
         make: impl FnOnce() -> S,
     ) -> &mut S {
-        let group = &mut self.groups[cur.offset];
+        let group = self.groups[cur.offset].owned();
         if !group.contains_key(&cur.key) {
             group.insert(cur.key.clone(), make());
         }
@@ -76,27 +166,73 @@ impl<K: StateKey, S> HeapGroups<K, S> {
 
     #[inline]
     pub(crate) fn remove(&mut self, cur: &CurrentKey<K>) -> Option<S> {
-        self.groups[cur.offset].remove(&cur.key)
+        self.groups[cur.offset]
+            .owned_if_has(&cur.key)?
+            .remove(&cur.key)
     }
 
     fn key_count(&self) -> usize {
-        self.groups.iter().map(HashMap::len).sum()
+        self.groups.iter().map(|g| g.map().len()).sum()
     }
 
     fn for_each_key<'a>(&'a self, f: &mut dyn FnMut(&'a HashedKey<K>)) {
-        self.groups.iter().flat_map(HashMap::keys).for_each(f);
+        self.groups.iter().flat_map(|g| g.map().keys()).for_each(f);
+    }
+
+    /// Every group's map as it is now, unaffected by later writes (see the module docs).
+    fn capture(&mut self) -> CapturedGroups<K, S> {
+        CapturedGroups {
+            groups: self.groups.iter_mut().map(Group::capture).collect(),
+        }
     }
 }
 
-impl<K: StateKey, S: Serialize + DeserializeOwned + Send + 'static> HeapGroups<K, S> {
-    fn snapshot_group(&self, offset: usize) -> Result<Option<Vec<u8>>, rmp_serde::encode::Error> {
-        let group = &self.groups[offset];
-        if group.is_empty() {
-            return Ok(None);
-        }
-        encode_data(&Entries(group)).map(Some)
+impl<K: StateKey, S: Clone + Serialize> GroupEntries for HeapGroups<K, S> {
+    fn group_len(&self, offset: usize) -> usize {
+        self.groups[offset].map().len()
     }
 
+    fn encode_group(
+        &self,
+        offset: usize,
+        out: &mut Vec<u8>,
+    ) -> Result<(), rmp_serde::encode::Error> {
+        encode_entries(self.groups[offset].map(), out)
+    }
+}
+
+/// The groups of a table at a capture: `None` for a group that was empty.
+pub(crate) struct CapturedGroups<K, S> {
+    groups: Vec<Option<Arc<PrehashedMap<K, S>>>>,
+}
+
+impl<K: StateKey, S: Serialize> GroupEntries for CapturedGroups<K, S> {
+    fn group_len(&self, offset: usize) -> usize {
+        self.groups[offset].as_ref().map_or(0, |map| map.len())
+    }
+
+    fn encode_group(
+        &self,
+        offset: usize,
+        out: &mut Vec<u8>,
+    ) -> Result<(), rmp_serde::encode::Error> {
+        match &self.groups[offset] {
+            Some(map) => encode_entries(map, out),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Appends a group's entries to `out` as one MessagePack sequence of `(key, value)` (the bytes
+/// [`encode_data`](super::snapshot::encode_data) gives for it).
+fn encode_entries<K: Serialize, S: Serialize>(
+    map: &PrehashedMap<K, S>,
+    out: &mut Vec<u8>,
+) -> Result<(), rmp_serde::encode::Error> {
+    rmp_serde::encode::write_named(out, &Entries(map))
+}
+
+impl<K: StateKey, S: StateValue> HeapGroups<K, S> {
     fn prepare_restore(
         &self,
         layout: &GroupLayout,
@@ -130,9 +266,10 @@ impl<K: StateKey, S: Serialize + DeserializeOwned + Send + 'static> HeapGroups<K
     }
 
     fn commit_restore(&mut self, prepared: Prepared) {
-        self.groups = *prepared
+        let maps = *prepared
             .downcast::<Vec<PrehashedMap<K, S>>>()
             .expect("prepared by the same table type");
+        self.groups = maps.into_iter().map(Group::Owned).collect();
     }
 }
 
@@ -147,7 +284,7 @@ impl<K: Serialize, S: Serialize> Serialize for Entries<'_, K, S> {
 
 /// A heap table: its kind, its per-key value type, and its groups.
 pub(crate) trait HeapTable<K: StateKey>: Send + 'static {
-    type PerKey: Serialize + DeserializeOwned + Send + 'static;
+    type PerKey: StateValue;
     const KIND: KeyedStateKind;
     fn value_type(&self) -> String;
     fn data(&self) -> &HeapGroups<K, Self::PerKey>;
@@ -167,8 +304,11 @@ impl<K: StateKey, T: HeapTable<K>> KeyedTable<K> for T {
     fn for_each_key<'a>(&'a self, f: &mut dyn FnMut(&'a HashedKey<K>)) {
         self.data().for_each_key(f);
     }
-    fn snapshot_group(&self, offset: usize) -> Result<Option<Vec<u8>>, rmp_serde::encode::Error> {
-        self.data().snapshot_group(offset)
+    fn entries(&self) -> &dyn GroupEntries {
+        self.data()
+    }
+    fn capture(&mut self) -> Box<dyn GroupEntries + Send> {
+        Box::new(self.data_mut().capture())
     }
     fn prepare_restore(
         &self,
@@ -213,7 +353,7 @@ macro_rules! heap_table {
     ($table:ident<$($p:ident),*>, $per_key:ty, $kind:expr, $value_type:expr) => {
         impl<K: StateKey, $($p: StateValue),*> HeapTable<K> for $table<K, $($p),*>
         where
-            $per_key: Serialize + DeserializeOwned,
+            $per_key: StateValue,
         {
             type PerKey = $per_key;
             const KIND: KeyedStateKind = $kind;
@@ -264,5 +404,83 @@ impl<K: StateKey, UK: StateKey, UV: StateValue> HeapTable<K> for MapTable<K, UK,
     }
     fn data_mut(&mut self) -> &mut HeapGroups<K, Self::PerKey> {
         &mut self.data
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(k: u64) -> CurrentKey<u64> {
+        CurrentKey {
+            key: HashedKey {
+                hash: stable_hash(&k),
+                key: k,
+            },
+            key_group: 0,
+            offset: 0,
+        }
+    }
+
+    fn filled() -> HeapGroups<u64, u64> {
+        let mut g = HeapGroups::new(1);
+        for k in 0..100 {
+            g.insert(&key(k), k);
+        }
+        g
+    }
+
+    #[test]
+    fn a_write_to_a_captured_group_copies_it_and_leaves_the_capture_alone() {
+        let mut g = filled();
+        let captured = g.capture();
+        let before: *const u64 = g.get(&key(5)).unwrap();
+        *g.get_mut(&key(5)).unwrap() = 500;
+        let after: *const u64 = g.get(&key(5)).unwrap();
+        assert_ne!(before, after, "the group was copied before the write");
+        let map = captured.groups[0].as_ref().unwrap();
+        assert_eq!(map.get(&key(5).key), Some(&5));
+        assert_eq!(g.get(&key(5)), Some(&500));
+        // Copied once: the next write is in place.
+        *g.get_mut(&key(6)).unwrap() = 600;
+        assert_eq!(g.get(&key(5)).unwrap() as *const u64, after);
+        assert_eq!(map.get(&key(6).key), Some(&6));
+    }
+
+    #[test]
+    fn a_write_after_the_capture_is_dropped_takes_the_group_back_without_copying() {
+        let mut g = filled();
+        let before: *const u64 = g.get(&key(5)).unwrap();
+        drop(g.capture());
+        *g.get_mut(&key(5)).unwrap() = 500;
+        assert_eq!(g.get(&key(5)).unwrap() as *const u64, before);
+    }
+
+    #[test]
+    fn reads_and_writes_that_change_nothing_do_not_copy_a_captured_group() {
+        let mut g = filled();
+        let _captured = g.capture();
+        let before: *const u64 = g.get(&key(5)).unwrap();
+        assert!(g.get_mut(&key(1000)).is_none());
+        assert!(g.remove(&key(1000)).is_none());
+        assert_eq!(g.get(&key(5)).unwrap() as *const u64, before);
+        assert!(matches!(g.groups[0], Group::Shared(_)));
+    }
+
+    #[test]
+    fn empty_groups_are_not_captured() {
+        let mut g = HeapGroups::<u64, u64>::new(3);
+        g.insert(&key(1), 1);
+        let captured = g.capture();
+        assert_eq!(
+            captured
+                .groups
+                .iter()
+                .map(Option::is_some)
+                .collect::<Vec<_>>(),
+            [true, false, false]
+        );
+        assert_eq!(captured.group_len(0), 1);
+        assert_eq!(captured.group_len(1), 0);
     }
 }

@@ -8,25 +8,30 @@
 //! finds its key group; every handle call then reads or writes that key's entry in that
 //! group's map — one hash probe on typed data, no serialisation.
 //!
-//! At a barrier, [`KeyedStateStore::snapshot`] writes every state, key group by key group, into
-//! one blob ([`super::snapshot::KeyedStateSnapshot`]). [`KeyedStateStore::restore`] reads the
-//! blobs of any number of old subtasks and keeps the key groups of this store's range, which is
-//! how a job is rescaled. A restored state that user code has not registered yet is kept as
-//! bytes, typed when it is registered, and written back unchanged by the next snapshot if it
-//! never is.
+//! At a barrier, [`KeyedStateStore::snapshot_deferred`] captures every state in O(key groups),
+//! copy-on-write, and returns a [`KeyedSnapshotJob`] that encodes it later, on another thread,
+//! into one blob ([`super::snapshot::KeyedStateSnapshot`]), key group by key group;
+//! [`KeyedStateStore::snapshot`] encodes the same blob right away. [`KeyedStateStore::restore`]
+//! reads the blobs of any number of old subtasks and keeps the key groups of this store's
+//! range, which is how a job is rescaled. A restored state that user code has not registered
+//! yet is kept as bytes, typed when it is registered, and written back unchanged by the next
+//! snapshot if it never is.
 //!
 //! # Backends
 //!
 //! The storage behind the handles is chosen by [`StateBackendKind`]. The store owns one table
 //! per registered state, type-erased behind an internal `KeyedTable<K>` trait (kind, key count,
-//! `snapshot_group(offset) -> bytes`, two-phase `prepare_restore`/`commit_restore`), so
-//! snapshots and rescaling work per key group whatever the backend. Handles downcast to the
-//! concrete table (one `TypeId` compare) and call its typed methods.
+//! the entries per key group, live or captured for a deferred snapshot, two-phase
+//! `prepare_restore`/`commit_restore`), so snapshots and rescaling work per key group whatever
+//! the backend. Handles downcast to the concrete table (one `TypeId` compare) and call its
+//! typed methods.
 //!
 //! The `hashmap` backend keeps, per state, a `Vec` of hash maps indexed by the key group's
 //! offset in the store's range, from the (prehashed) key to a typed value (`V`, `Vec<V>`,
 //! `HashMap<UK, UV>`). The current key's stable hash, computed once by `set_current_key`, both
 //! picks the group and is reused as the map hash, so a record's state access is one probe.
+//! A group's map is shared with the deferred snapshots that captured it until the next write
+//! to the group copies it (or takes it back once they are encoded).
 //!
 //! The embedded on-disk backend (RocksDB-style, a later issue) plugs in at two levels:
 //!
@@ -36,10 +41,10 @@
 //!   with one predictable branch on the store's `StateBackendKind`; their API does not change.
 //!   Reads that return references (`ValueState::get`, `ListState::get_ref`, ...) are served
 //!   from a per-table cache of the current key's decoded value, filled on first read and
-//!   dropped by `set_current_key`. `snapshot_group` and `prepare_restore` become prefix scans
+//!   dropped by `set_current_key`. Encoding a group and `prepare_restore` become prefix scans
 //!   and batched writes, so the canonical blob (savepoints, switching backends, rescaling) is
-//!   the same format.
-//! - **Per store**: incremental checkpoints bypass `snapshot_group`. The store asks the
+//!   the same format; a capture for a deferred snapshot is a DB snapshot (a sequence number).
+//! - **Per store**: incremental checkpoints bypass the per-group encoding. The store asks the
 //!   backend for a native checkpoint — the set of immutable SST files, of which only those new
 //!   since the last completed checkpoint are uploaded to `shared/`, referenced by name and
 //!   ref-counted — in a handle with its own magic. A native restore downloads the files, opens
@@ -55,6 +60,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::hash::Hash;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -63,20 +69,35 @@ use super::error::{DecodeLocation, StateError};
 use super::heap::{HeapGroups, ListTable, MapTable, ReducingTable, ValueTable};
 use super::key_group::{key_group_for_hash, stable_hash, KeyGroupRange};
 use super::next_store_id;
-use super::snapshot::{KeyGroupChunks, KeyedStateMeta, KeyedStateSnapshot, StateChunk, KEYED_WHAT};
-use super::table::{CurrentKey, GroupLayout, HashedKey, KeyedTable, TableRestoreError};
+use super::snapshot::{KeyedStateMeta, KeyedStateSnapshot, KEYED_WHAT};
+use super::snapshot_job::{encode_keyed, SnapshotHeader};
+use super::table::{
+    CurrentKey, GroupEntries, GroupLayout, HashedKey, KeyedTable, TableRestoreError,
+};
 
 use super::handles::StateId;
 pub use super::handles::{ListState, MapState, ReducingState, ValueState};
 pub use super::snapshot::KeyedStateKind;
+pub use super::snapshot_job::KeyedSnapshotJob;
 
 /// What a key of keyed state (or of a map state's entries) must be.
-pub trait StateKey: Hash + Eq + Clone + Serialize + DeserializeOwned + Send + 'static {}
-impl<T: Hash + Eq + Clone + Serialize + DeserializeOwned + Send + 'static> StateKey for T {}
+///
+/// `Sync` because a deferred snapshot ([`KeyedStateStore::snapshot_deferred`]) shares the
+/// captured key groups with the store and encodes them on another thread while the subtask
+/// goes on reading them. Plain data (numbers, strings, `Vec`s, `Arc`s, serde structs) is
+/// `Sync`; a key with a `Cell` or `RefCell` inside is not.
+pub trait StateKey:
+    Hash + Eq + Clone + Serialize + DeserializeOwned + Send + Sync + 'static
+{
+}
+impl<T: Hash + Eq + Clone + Serialize + DeserializeOwned + Send + Sync + 'static> StateKey for T {}
 
 /// What a value of state must be.
-pub trait StateValue: Clone + Serialize + DeserializeOwned + Send + 'static {}
-impl<T: Clone + Serialize + DeserializeOwned + Send + 'static> StateValue for T {}
+///
+/// `Sync` for the same reason as [`StateKey`]: deferred snapshots read captured values on
+/// another thread.
+pub trait StateValue: Clone + Serialize + DeserializeOwned + Send + Sync + 'static {}
+impl<T: Clone + Serialize + DeserializeOwned + Send + Sync + 'static> StateValue for T {}
 
 /// Where keyed state lives (Flink's `state.backend.type`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -133,10 +154,11 @@ impl<K: StateKey> Registered<K> {
 }
 
 /// A restored state nobody has registered yet: its recorded meta and its chunks by key group.
+/// Never changed once restored, so deferred snapshots share it.
 #[derive(Clone, Debug)]
-struct Pending {
-    meta: KeyedStateMeta,
-    groups: BTreeMap<u32, Vec<u8>>,
+pub(crate) struct Pending {
+    pub(crate) meta: KeyedStateMeta,
+    pub(crate) groups: BTreeMap<u32, Vec<u8>>,
 }
 
 /// The keyed state of one operator subtask (see the module docs).
@@ -149,7 +171,7 @@ pub struct KeyedStateStore<K> {
     current: Option<CurrentKey<K>>,
     states: Vec<Registered<K>>,
     by_name: HashMap<String, u32>,
-    pending: BTreeMap<String, Pending>,
+    pending: BTreeMap<String, Arc<Pending>>,
 }
 
 impl<K> fmt::Debug for KeyedStateStore<K> {
@@ -456,13 +478,41 @@ impl<K: StateKey> KeyedStateStore<K> {
     }
 
     /// Serialises every state (registered or restored-but-unregistered) into one framed blob
-    /// that records, per key group, each state's entries (see [`super::snapshot`]).
+    /// that records, per key group, each state's entries (see [`super::snapshot`]), right away
+    /// on this thread. At a checkpoint barrier use [`KeyedStateStore::snapshot_deferred`].
     ///
     /// # Errors
     ///
     /// [`StateError::Encode`] if a value cannot be serialised as MessagePack.
     pub fn snapshot(&self) -> Result<Vec<u8>, StateError> {
-        let mut metas: Vec<KeyedStateMeta> = self
+        let tables: Vec<&dyn GroupEntries> =
+            self.states.iter().map(|s| s.table.entries()).collect();
+        let pending: Vec<&Pending> = self.pending.values().map(Arc::as_ref).collect();
+        encode_keyed(&self.snapshot_header(), &tables, &pending)
+    }
+
+    /// Captures every state (registered or restored-but-unregistered) as it is now, for
+    /// encoding later on any thread with [`KeyedSnapshotJob::encode`], which returns the bytes
+    /// [`KeyedStateStore::snapshot`] would return now. Nothing done to the store after this
+    /// call shows in the job.
+    ///
+    /// Costs O(key groups × states), not O(entries): the `hashmap` backend shares each key
+    /// group's map with the job, and the first write to a group while a job still holds it
+    /// copies that group's map (once per capture), so memory grows by the groups written
+    /// while the job is held. Any number of jobs may be outstanding.
+    ///
+    /// # Errors
+    ///
+    /// None with the `hashmap` backend; the `Result` is for backends whose capture can fail.
+    pub fn snapshot_deferred(&mut self) -> Result<KeyedSnapshotJob, StateError> {
+        let header = self.snapshot_header();
+        let tables = self.states.iter_mut().map(|s| s.table.capture()).collect();
+        let pending = self.pending.values().cloned().collect();
+        Ok(KeyedSnapshotJob::new(header, tables, pending))
+    }
+
+    fn snapshot_header(&self) -> SnapshotHeader {
+        let mut states: Vec<KeyedStateMeta> = self
             .states
             .iter()
             .map(|s| KeyedStateMeta {
@@ -472,54 +522,13 @@ impl<K: StateKey> KeyedStateStore<K> {
                 value_type: s.table.value_type(),
             })
             .collect();
-        metas.extend(self.pending.values().map(|p| p.meta.clone()));
-        let mut groups = Vec::new();
-        for (offset, key_group) in self.key_groups.iter().enumerate() {
-            let mut chunks = Vec::new();
-            for (i, s) in self.states.iter().enumerate() {
-                let entries =
-                    s.table
-                        .snapshot_group(offset)
-                        .map_err(|source| StateError::Encode {
-                            operator: self.operator_uid.clone(),
-                            state: s.name.clone(),
-                            source,
-                        })?;
-                if let Some(entries) = entries {
-                    chunks.push(StateChunk {
-                        state: i as u32,
-                        entries,
-                    });
-                }
-            }
-            for (j, p) in self.pending.values().enumerate() {
-                if let Some(entries) = p.groups.get(&key_group) {
-                    chunks.push(StateChunk {
-                        state: (self.states.len() + j) as u32,
-                        entries: entries.clone(),
-                    });
-                }
-            }
-            if !chunks.is_empty() {
-                groups.push(KeyGroupChunks { key_group, chunks });
-            }
-        }
-        let snapshot = KeyedStateSnapshot {
+        states.extend(self.pending.values().map(|p| p.meta.clone()));
+        SnapshotHeader {
             operator_uid: self.operator_uid.clone(),
             max_parallelism: self.max_parallelism,
             key_groups: self.key_groups,
-            states: metas,
-            groups,
-        };
-        let blob = snapshot.encode()?;
-        tracing::debug!(
-            operator = %self.operator_uid,
-            key_groups = %self.key_groups,
-            non_empty_groups = snapshot.groups.len(),
-            bytes = blob.len(),
-            "keyed state snapshot"
-        );
-        Ok(blob)
+            states,
+        }
     }
 
     /// Replaces all state with the key groups of this store's range found in `blobs` (keyed
@@ -636,7 +645,10 @@ impl<K: StateKey> KeyedStateStore<K> {
             s.table.commit_restore(p);
             incoming.remove(&s.name);
         }
-        self.pending = incoming;
+        self.pending = incoming
+            .into_iter()
+            .map(|(name, p)| (name, Arc::new(p)))
+            .collect();
         tracing::debug!(
             operator = %self.operator_uid,
             key_groups = %self.key_groups,
@@ -1076,5 +1088,72 @@ mod throughput {
             s.len()
         );
         assert_eq!(s.len(), 100_000);
+    }
+
+    /// `cargo test -p weir --release --lib keyed_snapshot_pause_and_encode -- --ignored --nocapture`
+    /// prints, at 1 M and 5 M keys of the benchmark's count state, the synchronous snapshot,
+    /// the capture of a deferred one (the pause at the barrier), its encoding, and what the
+    /// copy-on-write costs the record path while the capture is held: the first write to each
+    /// key group copies the group (the slowest single write is one group's copy).
+    #[test]
+    #[ignore = "timing; run in release"]
+    fn keyed_snapshot_pause_and_encode() {
+        use std::time::{Duration, Instant};
+        fn median(mut v: Vec<Duration>) -> f64 {
+            v.sort();
+            v[v.len() / 2].as_secs_f64() * 1e3
+        }
+        for keys in [1_000_000u64, 5_000_000] {
+            let mut s = KeyedStateStore::<u64>::new(
+                "count",
+                KeyGroupRange::all(128),
+                128,
+                StateBackendKind::HashMap,
+            );
+            let count = s.value::<u64>("count").unwrap();
+            for k in 0..keys {
+                s.set_current_key(k);
+                count.update(&mut s, k % 20 + 1);
+            }
+            let (mut sync, mut capture, mut encode) = (Vec::new(), Vec::new(), Vec::new());
+            let (mut copies, mut slowest) = (Vec::new(), Vec::new());
+            let mut bytes = 0;
+            for _ in 0..5 {
+                let t = Instant::now();
+                let blob = s.snapshot().unwrap();
+                sync.push(t.elapsed());
+                let t = Instant::now();
+                let job = s.snapshot_deferred().unwrap();
+                capture.push(t.elapsed());
+                // 10 000 keys touch every key group, so every group is copied once.
+                let t = Instant::now();
+                let mut slowest_write = Duration::ZERO;
+                for k in 0..10_000 {
+                    let w = Instant::now();
+                    s.set_current_key(k);
+                    let c = count.get(&s).copied().unwrap_or(0);
+                    count.update(&mut s, c + 1);
+                    slowest_write = slowest_write.max(w.elapsed());
+                }
+                copies.push(t.elapsed());
+                slowest.push(slowest_write);
+                let t = Instant::now();
+                let encoded = job.encode().unwrap();
+                encode.push(t.elapsed());
+                assert_eq!(encoded.len(), blob.len());
+                bytes = encoded.len();
+            }
+            println!(
+                "{keys} keys, {:.1} MiB: synchronous snapshot {:.1} ms; capture (the barrier \
+                 pause) {:.3} ms; encoding the capture {:.1} ms; while it is held, 10 000 writes \
+                 copying every key group {:.1} ms, slowest single write {:.2} ms (medians of 5)",
+                bytes as f64 / (1 << 20) as f64,
+                median(sync),
+                median(capture),
+                median(encode),
+                median(copies),
+                median(slowest),
+            );
+        }
     }
 }

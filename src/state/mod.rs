@@ -6,6 +6,8 @@
 //! - [`operator_state`]: [`OperatorStateStore`], non-keyed list and union list state of sources
 //!   and other operators, redistributed on rescale.
 //! - [`snapshot`]: the versioned, checksummed blob formats both stores write and read.
+//! - `snapshot_job`: [`KeyedSnapshotJob`], keyed state captured at a barrier in O(key groups)
+//!   and encoded into its blob later, on another thread.
 //! - [`error`]: [`StateError`], the one error type of this module.
 //!
 //! Internally, `table` is the interface between a keyed store and its backend (the [`keyed`]
@@ -14,8 +16,9 @@
 //!
 //! Flow: the runtime builds a store per subtask, restores it from the blobs of the last
 //! checkpoint (any number of old subtasks when rescaling), lets user code register state in
-//! `open`, scopes keyed state per record with `set_current_key`, and at each barrier calls
-//! `snapshot()` and uploads the bytes.
+//! `open`, scopes keyed state per record with `set_current_key`, and at each barrier captures
+//! keyed state with `snapshot_deferred()` (operator state with `snapshot()`), then encodes and
+//! uploads the bytes off the subtask's thread.
 
 pub mod error;
 mod handles;
@@ -24,16 +27,19 @@ pub mod key_group;
 pub mod keyed;
 pub mod operator_state;
 pub mod snapshot;
+mod snapshot_job;
 mod table;
 
 #[cfg(test)]
 mod rescale_tests;
+#[cfg(test)]
+mod snapshot_job_tests;
 
 pub use error::StateError;
 pub use key_group::KeyGroupRange;
 pub use keyed::{
-    KeyedStateStore, ListState, MapState, ReducingState, StateBackendKind, StateKey, StateValue,
-    ValueState,
+    KeyedSnapshotJob, KeyedStateStore, ListState, MapState, ReducingState, StateBackendKind,
+    StateKey, StateValue, ValueState,
 };
 pub use operator_state::{OperatorListState, OperatorStateStore};
 

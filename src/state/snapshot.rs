@@ -195,6 +195,180 @@ impl KeyedStateSnapshot {
     }
 }
 
+/// Writes a keyed blob in one pass into one buffer, with the bytes [`KeyedStateSnapshot::encode`]
+/// gives for the same snapshot: the envelope's MessagePack is written field by field, in the
+/// order and form `rmp_serde::to_vec_named` writes the structs above, and each chunk's entries
+/// are encoded in place rather than into a buffer of their own that is copied twice.
+///
+/// Call [`KeyedBlobWriter::group`] once per announced group, then [`KeyedBlobWriter::chunk`]
+/// (or [`KeyedBlobWriter::chunk_bytes`]) once per announced chunk, then
+/// [`KeyedBlobWriter::finish`].
+pub(crate) struct KeyedBlobWriter {
+    out: Vec<u8>,
+    groups_left: usize,
+    chunks_left: usize,
+}
+
+type EncodeResult = Result<(), rmp_serde::encode::Error>;
+
+impl KeyedBlobWriter {
+    /// Starts the blob and writes everything before the groups; `groups` is the number of
+    /// non-empty key groups that will follow, `capacity` the expected payload size.
+    pub(crate) fn new(
+        capacity: usize,
+        operator_uid: &str,
+        max_parallelism: u32,
+        key_groups: KeyGroupRange,
+        states: &[KeyedStateMeta],
+        groups: usize,
+    ) -> Result<Self, rmp_serde::encode::Error> {
+        let mut out = format::start(capacity);
+        write_map_len(&mut out, 5);
+        field(&mut out, "operator_uid", operator_uid)?;
+        field(&mut out, "max_parallelism", &max_parallelism)?;
+        field(&mut out, "key_groups", &key_groups)?;
+        field(&mut out, "states", states)?;
+        rmp_serde::encode::write_named(&mut out, "groups")?;
+        write_array_len(&mut out, groups)?;
+        Ok(Self {
+            out,
+            groups_left: groups,
+            chunks_left: 0,
+        })
+    }
+
+    /// Starts the next key group, which has `chunks` chunks.
+    pub(crate) fn group(&mut self, key_group: u32, chunks: usize) -> EncodeResult {
+        debug_assert!(self.groups_left > 0 && self.chunks_left == 0);
+        self.groups_left -= 1;
+        self.chunks_left = chunks;
+        write_map_len(&mut self.out, 2);
+        field(&mut self.out, "key_group", &key_group)?;
+        rmp_serde::encode::write_named(&mut self.out, "chunks")?;
+        write_array_len(&mut self.out, chunks)
+    }
+
+    /// Writes a chunk of state #`state` whose entries `write` appends to the buffer.
+    pub(crate) fn chunk(
+        &mut self,
+        state: u32,
+        write: impl FnOnce(&mut Vec<u8>) -> EncodeResult,
+    ) -> EncodeResult {
+        self.chunk_header(state)?;
+        // The entries go after room for the longest `bin` header; a shorter header (entries
+        // under 64 KiB) moves them back by the difference.
+        let at = self.out.len();
+        self.out.extend_from_slice(&[0; BIN32_HEADER]);
+        write(&mut self.out)?;
+        let len = self.out.len() - at - BIN32_HEADER;
+        let (header, header_len) = bin_header(len)?;
+        if header_len < BIN32_HEADER {
+            self.out.copy_within(at + BIN32_HEADER.., at + header_len);
+            self.out
+                .truncate(self.out.len() - (BIN32_HEADER - header_len));
+        }
+        self.out[at..at + header_len].copy_from_slice(&header[..header_len]);
+        Ok(())
+    }
+
+    /// Writes a chunk of state #`state` whose entries are already encoded.
+    pub(crate) fn chunk_bytes(&mut self, state: u32, entries: &[u8]) -> EncodeResult {
+        self.chunk_header(state)?;
+        let (header, header_len) = bin_header(entries.len())?;
+        self.out.extend_from_slice(&header[..header_len]);
+        self.out.extend_from_slice(entries);
+        Ok(())
+    }
+
+    fn chunk_header(&mut self, state: u32) -> EncodeResult {
+        debug_assert!(self.chunks_left > 0);
+        self.chunks_left -= 1;
+        write_map_len(&mut self.out, 2);
+        field(&mut self.out, "state", &state)?;
+        rmp_serde::encode::write_named(&mut self.out, "entries")
+    }
+
+    /// Bytes written so far, header included.
+    pub(crate) fn len(&self) -> usize {
+        self.out.len()
+    }
+
+    /// Makes room for `additional` more bytes if there is less, with some to spare.
+    pub(crate) fn expect(&mut self, additional: usize) {
+        if self.out.capacity() - self.out.len() < additional {
+            self.out
+                .reserve_exact(additional.saturating_add(additional / 8));
+        }
+    }
+
+    /// The framed blob.
+    pub(crate) fn finish(mut self) -> Vec<u8> {
+        debug_assert!(
+            self.groups_left == 0 && self.chunks_left == 0,
+            "the announced groups and chunks were written"
+        );
+        format::seal(KEYED_MAGIC, VERSION, &mut self.out);
+        self.out
+    }
+}
+
+/// The longest MessagePack `bin` header: marker and a 32-bit length.
+const BIN32_HEADER: usize = 5;
+
+fn field<T: Serialize + ?Sized>(out: &mut Vec<u8>, name: &str, value: &T) -> EncodeResult {
+    rmp_serde::encode::write_named(out, name)?;
+    rmp_serde::encode::write_named(out, value)
+}
+
+/// A struct of at most 15 fields: a MessagePack fixmap.
+fn write_map_len(out: &mut Vec<u8>, fields: u8) {
+    debug_assert!(fields < 16);
+    out.push(0x80 | fields);
+}
+
+/// The smallest MessagePack array header for `len`, as `rmp` writes it.
+fn write_array_len(out: &mut Vec<u8>, len: usize) -> EncodeResult {
+    let len = too_long(len, "array")?;
+    if len < 16 {
+        out.push(0x90 | len as u8);
+    } else if let Ok(len) = u16::try_from(len) {
+        out.push(0xdc);
+        out.extend_from_slice(&len.to_be_bytes());
+    } else {
+        out.push(0xdd);
+        out.extend_from_slice(&len.to_be_bytes());
+    }
+    Ok(())
+}
+
+/// The smallest MessagePack `bin` header for `len` bytes, as `rmp` writes it.
+fn bin_header(len: usize) -> Result<([u8; BIN32_HEADER], usize), rmp_serde::encode::Error> {
+    let len = too_long(len, "byte string")?;
+    let mut h = [0; BIN32_HEADER];
+    let header_len = if let Ok(len) = u8::try_from(len) {
+        h[0] = 0xc4;
+        h[1] = len;
+        2
+    } else if let Ok(len) = u16::try_from(len) {
+        h[0] = 0xc5;
+        h[1..3].copy_from_slice(&len.to_be_bytes());
+        3
+    } else {
+        h[0] = 0xc6;
+        h[1..5].copy_from_slice(&len.to_be_bytes());
+        5
+    };
+    Ok((h, header_len))
+}
+
+fn too_long(len: usize, what: &str) -> Result<u32, rmp_serde::encode::Error> {
+    u32::try_from(len).map_err(|_| {
+        rmp_serde::encode::Error::Syntax(format!(
+            "a MessagePack {what} holds at most 2^32 - 1 items, this one has {len}"
+        ))
+    })
+}
+
 /// An operator state snapshot: the list states of one subtask.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OperatorStateSnapshot {
@@ -370,6 +544,85 @@ mod tests {
             KeyedStateSnapshot::decode(&junk, "counter"),
             Err(StateError::Corrupt { .. })
         ));
+    }
+
+    /// Writes `snap` with [`KeyedBlobWriter`], alternating in-place and ready-made chunks.
+    fn write(snap: &KeyedStateSnapshot) -> Vec<u8> {
+        let mut w = KeyedBlobWriter::new(
+            0,
+            &snap.operator_uid,
+            snap.max_parallelism,
+            snap.key_groups,
+            &snap.states,
+            snap.groups.len(),
+        )
+        .unwrap();
+        for (i, g) in snap.groups.iter().enumerate() {
+            w.group(g.key_group, g.chunks.len()).unwrap();
+            for c in &g.chunks {
+                if i % 2 == 0 {
+                    w.chunk(c.state, |out| {
+                        out.extend_from_slice(&c.entries);
+                        Ok(())
+                    })
+                    .unwrap();
+                } else {
+                    w.chunk_bytes(c.state, &c.entries).unwrap();
+                }
+            }
+        }
+        w.finish()
+    }
+
+    #[test]
+    fn the_one_pass_writer_gives_the_bytes_of_encode() {
+        let meta = |i: usize| KeyedStateMeta {
+            name: format!("s{i}"),
+            kind: KeyedStateKind::List,
+            key_type: "u64".into(),
+            value_type: "alloc::string::String".into(),
+        };
+        // Every MessagePack length form rmp picks between: bin 8/16/32, array fix/16.
+        let sizes = [0, 1, 255, 256, 65_535, 65_536, 70_000];
+        let mut s = sample();
+        s.states = (0..17).map(meta).collect();
+        s.groups = sizes
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| KeyGroupChunks {
+                key_group: i as u32 * 3,
+                chunks: (0..[1, 15, 16, 17][i % 4])
+                    .map(|c| StateChunk {
+                        state: c as u32,
+                        entries: vec![(i + c) as u8; n],
+                    })
+                    .collect(),
+            })
+            .collect();
+        assert_eq!(write(&s), s.encode().unwrap());
+
+        // No groups, no states.
+        let mut empty = sample();
+        empty.states.clear();
+        empty.groups.clear();
+        assert_eq!(write(&empty), empty.encode().unwrap());
+
+        // Group counts around the array header boundaries (fix: < 16, 16-bit: < 65 536).
+        for groups in [15u32, 16, 65_535, 65_536, 70_000] {
+            let mut many = sample();
+            many.max_parallelism = 70_000;
+            many.key_groups = KeyGroupRange::all(70_000);
+            many.groups = (0..groups)
+                .map(|g| KeyGroupChunks {
+                    key_group: g,
+                    chunks: vec![StateChunk {
+                        state: 0,
+                        entries: vec![0x90],
+                    }],
+                })
+                .collect();
+            assert_eq!(write(&many), many.encode().unwrap(), "{groups} groups");
+        }
     }
 
     #[test]

@@ -102,6 +102,22 @@ pub(crate) enum TableRestoreError {
     },
 }
 
+/// One state's entries per key group, as the snapshot encoder reads them: a live table or
+/// a capture of one.
+pub(crate) trait GroupEntries {
+    /// The number of entries of the group at `offset` in the store's range (0: the group is
+    /// left out of the snapshot).
+    fn group_len(&self, offset: usize) -> usize;
+
+    /// Appends the group's entries to `out` as one MessagePack sequence of `(key, value)`.
+    /// Appends nothing for an empty group.
+    fn encode_group(
+        &self,
+        offset: usize,
+        out: &mut Vec<u8>,
+    ) -> Result<(), rmp_serde::encode::Error>;
+}
+
 /// One registered keyed state's storage, as the store sees it.
 pub(crate) trait KeyedTable<K>: Any + Send {
     /// The state's kind.
@@ -116,9 +132,13 @@ pub(crate) trait KeyedTable<K>: Any + Send {
     /// Calls `f` with every key that has an entry.
     fn for_each_key<'a>(&'a self, f: &mut dyn FnMut(&'a HashedKey<K>));
 
-    /// The MessagePack sequence of `(key, value)` entries of the group at `offset` in the
-    /// store's range, or `None` if it has none.
-    fn snapshot_group(&self, offset: usize) -> Result<Option<Vec<u8>>, rmp_serde::encode::Error>;
+    /// The table's entries as they are now, for a snapshot encoded right away.
+    fn entries(&self) -> &dyn GroupEntries;
+
+    /// The table's entries as they are now, for a snapshot encoded later on any thread: no
+    /// write to the table after this call may show in what it returns. Should cost
+    /// O(key groups), not O(entries): it runs while the stream is stopped at a barrier.
+    fn capture(&mut self) -> Box<dyn GroupEntries + Send>;
 
     /// Decodes `chunks` (`(key group, entries)`, every group inside `layout.range`) into a
     /// complete replacement of this table's contents, without touching the table.
