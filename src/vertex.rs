@@ -16,8 +16,9 @@ use crate::operator::{
 };
 use crate::partition::{OutBatch, OutputEdge, OutputWriter, WiringError};
 use crate::state::key_group::range_for_subtask;
-use crate::state::keyed::{KeyedStateStore, StateBackendKind, StateKey};
+use crate::state::keyed::{KeyedSnapshotJob, KeyedStateStore, StateBackendKind, StateKey};
 use crate::state::operator_state::OperatorStateStore;
+use crate::state::StateError;
 
 /// State handed to a subtask when it (re)starts: the blobs of the snapshot's old subtasks that
 /// may hold its state.
@@ -49,11 +50,48 @@ impl RestoredState {
     }
 }
 
-/// The serialised state of one subtask at one barrier.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// The state of one subtask at one barrier. Operator state is always bytes (it is small);
+/// keyed state may still need encoding ([`StateBlob::encode`], off the subtask's thread).
+#[derive(Debug, Default)]
 pub struct VertexSnapshot {
-    pub keyed: Option<Vec<u8>>,
+    pub keyed: Option<StateBlob>,
     pub operator: Option<Vec<u8>>,
+}
+
+/// A state blob, encoded already or captured at the barrier and encoded on demand.
+#[derive(Debug)]
+pub enum StateBlob {
+    /// The blob's bytes.
+    Ready(Vec<u8>),
+    /// Keyed state captured at the barrier; [`StateBlob::encode`] writes the blob. Encoding is
+    /// CPU-bound (tens of ms per million keys): run it where it does not stop a subtask, e.g.
+    /// in `spawn_blocking`. Later writes to the store do not show in it.
+    Deferred(KeyedSnapshotJob),
+}
+
+impl StateBlob {
+    /// The blob's bytes, encoding them first if they are deferred.
+    ///
+    /// # Errors
+    ///
+    /// [`StateError::Encode`] if captured state cannot be serialised.
+    pub fn encode(self) -> Result<Vec<u8>, StateError> {
+        match self {
+            StateBlob::Ready(bytes) => Ok(bytes),
+            StateBlob::Deferred(job) => job.encode(),
+        }
+    }
+
+    /// Whether [`StateBlob::encode`] has work to do.
+    pub fn is_deferred(&self) -> bool {
+        matches!(self, StateBlob::Deferred(_))
+    }
+}
+
+impl From<Vec<u8>> for StateBlob {
+    fn from(bytes: Vec<u8>) -> Self {
+        StateBlob::Ready(bytes)
+    }
 }
 
 /// What a subtask actor drives.
@@ -90,7 +128,8 @@ pub trait VertexRuntime: Send {
         Ok(())
     }
 
-    /// The synchronous part of a checkpoint: serialise state (sinks pre-commit here).
+    /// The synchronous part of a checkpoint: capture state (sinks pre-commit here). Keyed state
+    /// comes back as [`StateBlob::Deferred`]: the caller encodes it, off the subtask's thread.
     fn snapshot(&mut self, barrier: &Barrier) -> Result<VertexSnapshot, OperatorError>;
 
     /// Checkpoint `id` is complete and durable.
@@ -340,7 +379,7 @@ where
 
     fn snapshot(&mut self, _barrier: &Barrier) -> Result<VertexSnapshot, OperatorError> {
         Ok(VertexSnapshot {
-            keyed: Some(self.state.snapshot()?),
+            keyed: Some(StateBlob::Deferred(self.state.snapshot_deferred()?)),
             operator: None,
         })
     }
@@ -407,5 +446,122 @@ impl<T: Send + 'static, S: Sink<T>> VertexRuntime for SinkVertex<T, S> {
         kind: CheckpointKind,
     ) -> Result<(), OperatorError> {
         self.sink.commit(id, kind)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::element::CheckpointKind;
+    use crate::partition::{EdgeKey, Partitioning};
+    use crate::state::keyed::ValueState;
+
+    /// Emits `(key, count of the key's records so far)`.
+    #[derive(Clone, Default)]
+    struct Count {
+        count: Option<ValueState<u64>>,
+    }
+
+    impl KeyedProcessFunction<u64, u64, (u64, u64)> for Count {
+        fn open(
+            &mut self,
+            _info: &SubtaskInfo,
+            state: &mut KeyedStateStore<u64>,
+        ) -> Result<(), OperatorError> {
+            self.count = Some(state.value("count")?);
+            Ok(())
+        }
+
+        fn process(
+            &mut self,
+            key: &u64,
+            _input: u64,
+            state: &mut KeyedStateStore<u64>,
+            out: &mut Vec<(u64, u64)>,
+        ) -> Result<(), OperatorError> {
+            let count = self.count.expect("opened");
+            let n = count.get(state).copied().unwrap_or(0) + 1;
+            count.update(state, n);
+            out.push((*key, n));
+            Ok(())
+        }
+    }
+
+    fn counter() -> Box<dyn VertexRuntime> {
+        let info = SubtaskInfo {
+            uid: "count".into(),
+            index: 0,
+            parallelism: 1,
+            max_parallelism: 128,
+            restored: false,
+        };
+        let edge = OutputEdge {
+            partitioning: Partitioning::Forward,
+            key: Arc::new(EdgeKey::<(u64, u64)> { key_group: None }),
+            channels: 1,
+            downstream_parallelism: 1,
+            downstream_max_parallelism: 128,
+        };
+        let factory = keyed_factory::<u64, u64, (u64, u64), _>(
+            Count::default(),
+            Arc::new(|r: &u64| *r),
+            StateBackendKind::HashMap,
+        );
+        factory(&info, &[edge], 1 << 20).unwrap()
+    }
+
+    /// Processes `records` and returns what the vertex emitted.
+    fn run(v: &mut dyn VertexRuntime, records: Vec<u64>) -> Vec<(u64, u64)> {
+        let mut ready = Vec::new();
+        v.process(Box::new(records), &mut ready).unwrap();
+        v.flush(&mut ready);
+        ready
+            .into_iter()
+            .flat_map(|b| *b.records.downcast::<Vec<(u64, u64)>>().unwrap())
+            .collect()
+    }
+
+    fn barrier() -> Barrier {
+        Barrier {
+            id: CheckpointId(1),
+            timestamp_ms: 0,
+            kind: CheckpointKind::PERIODIC,
+            drain: false,
+        }
+    }
+
+    #[test]
+    fn a_keyed_vertex_snapshot_is_deferred_and_holds_the_state_at_the_barrier() {
+        let mut v = counter();
+        v.open(&RestoredState::default()).unwrap();
+        run(v.as_mut(), (0..100).chain(0..100).collect());
+        let snapshot = v.snapshot(&barrier()).unwrap();
+        assert!(snapshot.operator.is_none());
+        let keyed = snapshot.keyed.expect("keyed state");
+        assert!(keyed.is_deferred());
+        // Records after the barrier, before the blob is encoded: not in it.
+        run(v.as_mut(), (0..200).collect());
+        let blob = std::thread::spawn(move || keyed.encode())
+            .join()
+            .unwrap()
+            .unwrap();
+
+        let mut restored = counter();
+        restored
+            .open(&RestoredState {
+                keyed: vec![Arc::new(blob)],
+                operator: vec![],
+            })
+            .unwrap();
+        let out = run(restored.as_mut(), (0..200).collect());
+        assert_eq!(out[..100], (0..100).map(|k| (k, 3)).collect::<Vec<_>>());
+        assert_eq!(out[100..], (100..200).map(|k| (k, 1)).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_ready_vertex_blob_encodes_to_its_bytes() {
+        let blob = StateBlob::from(vec![1, 2, 3]);
+        assert!(!blob.is_deferred());
+        assert_eq!(blob.encode().unwrap(), [1, 2, 3]);
     }
 }
