@@ -438,18 +438,28 @@ impl Task {
                     members.into_iter().zip(snapshots)
                 {
                     let keyed = match keyed {
-                        Some(b) => Some(
-                            storage
-                                .write_state(&location, &format!("{hint}-keyed"), b)
-                                .await?,
-                        ),
+                        Some(blob) => {
+                            // Keyed state was captured at the barrier; encode it here, off
+                            // the subtask's thread.
+                            let bytes = tokio::task::spawn_blocking(move || blob.encode())
+                                .await
+                                .map_err(|e| format!("encoding keyed state failed: {e}"))?
+                                .map_err(|e| format!("encoding keyed state failed: {e}"))?;
+                            Some(
+                                storage
+                                    .write_state(&location, &format!("{hint}-keyed"), bytes)
+                                    .await
+                                    .map_err(|e| format!("writing state failed: {e}"))?,
+                            )
+                        }
                         None => None,
                     };
                     let operator = match operator {
                         Some(b) => Some(
                             storage
                                 .write_state(&location, &format!("{hint}-operator"), b)
-                                .await?,
+                                .await
+                                .map_err(|e| format!("writing state failed: {e}"))?,
                         ),
                         None => None,
                     };
@@ -459,7 +469,7 @@ impl Task {
                         operator,
                     });
                 }
-                Ok::<_, weir::checkpoint::storage::StorageError>(operators)
+                Ok::<_, String>(operators)
             }
             .await;
             let kind = match result {
@@ -471,9 +481,9 @@ impl Task {
                         alignment_micros,
                     },
                 },
-                Err(e) => TaskEventKind::Decline {
+                Err(reason) => TaskEventKind::Decline {
                     id: barrier.id,
-                    reason: format!("writing state failed: {e}"),
+                    reason,
                 },
             };
             manager.do_send(TaskEvent {
