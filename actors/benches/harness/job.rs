@@ -3,8 +3,8 @@
 //! [`ChecksumSink`] that drops the records but folds them into a checksum, compared at the end
 //! with [`Checksum::expected`], so a fast wrong answer fails the benchmark.
 //!
-//! Options: parallelism, checkpointing mode and interval, an extra unchained forward `map`
-//! before the key-by (what operator chaining would remove), and a [`SlowOnOne`] operator that
+//! Options: parallelism, checkpointing mode and interval, an extra forward `map` before the
+//! key-by (chained to the source, or not: what chaining saves), and a [`SlowOnOne`] operator that
 //! makes one input channel of the keyed operator slow (the skew section).
 
 use std::path::Path;
@@ -52,6 +52,10 @@ pub struct Skew {
     pub micros_per_batch: u64,
 }
 
+fn chaining_default() -> bool {
+    true
+}
+
 /// The shape of one keyed count job.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CountJob {
@@ -61,8 +65,12 @@ pub struct CountJob {
     pub parallelism: u32,
     pub checkpointing: Checkpointing,
     pub interval_ms: u64,
-    /// An extra forward `map` between the source and the key-by (one more unchained hop).
+    /// An extra forward `map` between the source and the key-by (chained to the source
+    /// unless `chaining` is off).
     pub extra_hop: bool,
+    /// Operator chaining (the runtime's default: on).
+    #[serde(default = "chaining_default")]
+    pub chaining: bool,
     /// A slow `map` on one channel before the key-by (needs parallelism ≥ 2).
     pub skew: Option<Skew>,
     /// Keep the latest checkpoint when the job is canceled (to restore from it).
@@ -84,6 +92,7 @@ impl CountJob {
             checkpointing,
             interval_ms: 1000,
             extra_hop: false,
+            chaining: true,
             skew: None,
             retain: false,
             batch_size: None,
@@ -103,7 +112,10 @@ impl CountJob {
             )),
         }
         if self.extra_hop {
-            s.push_str(", + unchained forward map");
+            s.push_str(", + forward map");
+        }
+        if !self.chaining {
+            s.push_str(", chaining off");
         }
         match self.skew {
             Some(Skew {
@@ -159,6 +171,9 @@ impl CountJob {
     pub fn graph(&self, checkpoint_dir: &Path, totals: &Arc<Totals>) -> JobGraph {
         let env = StreamEnvironment::new("bench keyed count");
         env.set_parallelism(self.parallelism);
+        if !self.chaining {
+            env.disable_operator_chaining();
+        }
         env.set_checkpoint_config(self.checkpoint_config(checkpoint_dir));
         env.set_state_backend(StateBackendKind::HashMap);
         env.set_restart_strategy(RestartStrategy::None);

@@ -154,10 +154,13 @@ impl Options {
                 }));
             }
         }
-        jobs.push(self.job(CountJob {
-            extra_hop: true,
-            ..CountJob::new(self.records, self.keys, 1, Checkpointing::Off)
-        }));
+        for chaining in [true, false] {
+            jobs.push(self.job(CountJob {
+                extra_hop: true,
+                chaining,
+                ..CountJob::new(self.records, self.keys, 1, Checkpointing::Off)
+            }));
+        }
         jobs
     }
 
