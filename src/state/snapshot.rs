@@ -132,12 +132,7 @@ pub struct StateChunk {
 impl KeyedStateSnapshot {
     /// The framed blob.
     pub fn encode(&self) -> Result<Vec<u8>, StateError> {
-        let payload = rmp_serde::to_vec_named(self).map_err(|source| StateError::Encode {
-            operator: self.operator_uid.clone(),
-            state: "(snapshot envelope)".into(),
-            source,
-        })?;
-        Ok(format::encode(KEYED_MAGIC, VERSION, &payload))
+        encode_payload(self, &self.operator_uid, KEYED_MAGIC)
     }
 
     /// Reads and checks a blob; `operator` (the reader's uid) names it in errors.
@@ -391,12 +386,7 @@ pub struct OperatorListSnapshot {
 impl OperatorStateSnapshot {
     /// The framed blob.
     pub fn encode(&self) -> Result<Vec<u8>, StateError> {
-        let payload = rmp_serde::to_vec_named(self).map_err(|source| StateError::Encode {
-            operator: self.operator_uid.clone(),
-            state: "(snapshot envelope)".into(),
-            source,
-        })?;
-        Ok(format::encode(OPERATOR_MAGIC, VERSION, &payload))
+        encode_payload(self, &self.operator_uid, OPERATOR_MAGIC)
     }
 
     /// Reads and checks a blob; `operator` (the reader's uid) names it in errors.
@@ -418,6 +408,20 @@ impl OperatorStateSnapshot {
         }
         Ok(snap)
     }
+}
+
+/// Frames a snapshot envelope (the counterpart of [`decode_payload`]).
+fn encode_payload<T: Serialize>(
+    envelope: &T,
+    operator: &str,
+    magic: [u8; 4],
+) -> Result<Vec<u8>, StateError> {
+    let payload = rmp_serde::to_vec_named(envelope).map_err(|source| StateError::Encode {
+        operator: operator.to_owned(),
+        state: "(snapshot envelope)".into(),
+        source,
+    })?;
+    Ok(format::encode(magic, VERSION, &payload))
 }
 
 fn decode_payload<T: DeserializeOwned>(
