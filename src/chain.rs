@@ -192,6 +192,7 @@ mod tests {
 
     use super::*;
     use crate::connectors::sequence::SequenceSource;
+    use crate::element::Ending;
     use crate::functions::{FilterFn, MapFn};
     use crate::operator::SubtaskInfo;
     use crate::partition::{EdgeKey, OutputEdge, Partitioning};
@@ -286,7 +287,7 @@ mod tests {
                 id: CheckpointId(1),
                 timestamp_ms: 0,
                 kind: CheckpointKind::PERIODIC,
-                drain: false,
+                ending: Ending::Continue,
             })
             .unwrap();
         assert_eq!(snapshots.len(), 2);

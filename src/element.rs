@@ -62,10 +62,40 @@ pub struct Barrier {
     /// Wall-clock milliseconds since the Unix epoch when the coordinator triggered it.
     pub timestamp_ms: u64,
     pub kind: CheckpointKind,
-    /// End of input follows this barrier and every operator finishes (flushes what it holds)
-    /// *before* snapshotting it: the final checkpoint of a bounded job and a drained
-    /// stop-with-savepoint. Without it, a stop-with-savepoint keeps held data in the snapshot.
-    pub drain: bool,
+    /// Whether the job goes on after this checkpoint or ends with it.
+    pub ending: Ending,
+}
+
+impl Barrier {
+    /// Every operator finishes (flushes what it holds) before snapshotting this barrier.
+    pub fn drains(&self) -> bool {
+        matches!(self.ending, Ending::Final { drain: true })
+    }
+}
+
+/// Whether a checkpoint is the job's last: the one fact the final checkpoint of a bounded job
+/// and stop-with-savepoint share. It travels on the barrier, in the sources' trigger and in the
+/// completion notice, so that every party agrees on it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Ending {
+    /// An ordinary checkpoint or savepoint: the job goes on.
+    #[default]
+    Continue,
+    /// The job's last checkpoint: sources end their output right after its barrier, and a
+    /// subtask finishes once it has committed it and seen the end of all its inputs.
+    Final {
+        /// Operators flush everything they hold (end of event time) before the snapshot: the
+        /// final checkpoint of a bounded job, and a drained stop-with-savepoint. Without it, a
+        /// stop-with-savepoint keeps held data in the savepoint.
+        drain: bool,
+    },
+}
+
+impl Ending {
+    /// True for the job's last checkpoint.
+    pub fn is_final(&self) -> bool {
+        matches!(self, Ending::Final { .. })
+    }
 }
 
 /// One element on a channel.

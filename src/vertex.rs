@@ -452,7 +452,7 @@ impl<T: Send + 'static, S: Sink<T>> VertexRuntime for SinkVertex<T, S> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::element::CheckpointKind;
+    use crate::element::{CheckpointKind, Ending};
     use crate::partition::{EdgeKey, Partitioning};
     use crate::state::keyed::ValueState;
 
@@ -526,7 +526,7 @@ mod tests {
             id: CheckpointId(1),
             timestamp_ms: 0,
             kind: CheckpointKind::PERIODIC,
-            drain: false,
+            ending: Ending::Continue,
         }
     }
 

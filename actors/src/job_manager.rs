@@ -32,7 +32,7 @@ use weir::checkpoint::stats::{
 };
 use weir::checkpoint::storage::{load_snapshot, CheckpointStorage, SnapshotLocation};
 use weir::config::ClaimMode;
-use weir::element::{Barrier, CheckpointKind};
+use weir::element::{Barrier, CheckpointKind, Ending};
 use weir::graph::{JobGraph, VertexRole};
 use weir::ids::{CheckpointId, JobId, TaskId};
 use weir::operator::SubtaskInfo;
@@ -589,16 +589,12 @@ impl JobManager {
             .remove(&id)
             .unwrap_or_else(|| self.storage.checkpoint_location(id));
         self.locations.insert(id, location);
-        let end_of_input = self.final_id == Some(id);
-        let drain = match kind {
-            CheckpointKind::StopWithSavepoint { drain, .. } => drain,
-            _ => end_of_input,
-        };
+        let ending = self.ending(id, kind);
         let barrier = Barrier {
             id,
             timestamp_ms: wall_clock_ms(),
             kind,
-            drain,
+            ending,
         };
         self.trigger_times.insert(id, barrier.timestamp_ms);
         let operator_subtasks = self
@@ -609,13 +605,23 @@ impl JobManager {
             .sum();
         self.stats
             .on_trigger(id, kind, barrier.timestamp_ms, operator_subtasks);
-        info!(job_id = %self.job_id, checkpoint_id = id.0, kind = kind.rest_name(), end_of_input, "triggering checkpoint");
+        info!(job_id = %self.job_id, checkpoint_id = id.0, kind = kind.rest_name(), end_of_input = ending.is_final(), "triggering checkpoint");
         for t in self.tasks.iter().filter(|t| t.is_source) {
-            t.addr.do_send(TriggerCheckpoint {
-                barrier,
-                end_of_input,
-            });
+            t.addr.do_send(InjectBarrier { barrier });
         }
+    }
+
+    /// Whether checkpoint `id` ends the job: the final checkpoint of a bounded job drains,
+    /// a stop-with-savepoint drains if asked to.
+    fn ending(&self, id: CheckpointId, kind: CheckpointKind) -> Ending {
+        if self.final_id != Some(id) {
+            return Ending::Continue;
+        }
+        let drain = match kind {
+            CheckpointKind::StopWithSavepoint { drain, .. } => drain,
+            _ => true,
+        };
+        Ending::Final { drain }
     }
 
     fn finalize(
@@ -754,9 +760,9 @@ impl JobManager {
                 }
             }
         }
-        let last = self.final_id == Some(id);
+        let ending = self.ending(id, kind);
         for t in &self.tasks {
-            t.addr.do_send(CheckpointComplete { id, kind, last });
+            t.addr.do_send(CheckpointComplete { id, kind, ending });
         }
         self.publish();
     }

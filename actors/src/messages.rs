@@ -4,7 +4,7 @@
 //! channel, always sent with `do_send` so a channel stays FIFO and barriers stay in-band;
 //! [`Credit`] flows back when the receiver has processed a batch.
 //!
-//! Control path (job manager → subtasks): [`Init`], [`Start`], [`TriggerCheckpoint`] (sources),
+//! Control path (job manager → subtasks): [`Init`], [`Start`], [`InjectBarrier`] (sources),
 //! [`CheckpointComplete`], [`CheckpointAborted`], [`Shutdown`].
 //!
 //! Reports (subtask → job manager): [`TaskEvent`], tagged with the execution attempt so that
@@ -15,7 +15,7 @@ use std::fmt;
 
 use actix::prelude::*;
 use weir::checkpoint::metadata::StateHandle;
-use weir::element::{Barrier, CheckpointKind};
+use weir::element::{Barrier, CheckpointKind, Ending};
 use weir::ids::{CheckpointId, TaskId};
 
 /// What travels on a channel.
@@ -67,13 +67,12 @@ pub struct Init {
 #[rtype(result = "()")]
 pub struct Start;
 
-/// Sources: take a snapshot now and emit `barrier` on every output channel.
+/// Sources: take a snapshot now and emit `barrier` on every output channel; after a final
+/// barrier ([`Ending::Final`]), emit end of input and stop.
 #[derive(Message, Debug, Clone, Copy)]
 #[rtype(result = "()")]
-pub struct TriggerCheckpoint {
+pub struct InjectBarrier {
     pub barrier: Barrier,
-    /// After the barrier, emit end of input and stop (final checkpoint, stop-with-savepoint).
-    pub end_of_input: bool,
 }
 
 #[derive(Message, Debug, Clone, Copy)]
@@ -81,8 +80,9 @@ pub struct TriggerCheckpoint {
 pub struct CheckpointComplete {
     pub id: CheckpointId,
     pub kind: CheckpointKind,
-    /// The job ends with this checkpoint: report `Finished` once committed and all inputs ended.
-    pub last: bool,
+    /// [`Ending::Final`]: the job ends with this checkpoint; report `Finished` once committed
+    /// and all inputs ended.
+    pub ending: Ending,
 }
 
 #[derive(Message, Debug, Clone, Copy)]

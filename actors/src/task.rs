@@ -389,7 +389,7 @@ impl Task {
             Some((id, at)) if id == barrier.id => at.elapsed().as_micros() as u64,
             _ => 0,
         };
-        if barrier.drain {
+        if barrier.drains() {
             // Everything the operators hold goes out before the last barrier.
             self.finish_user_code();
         } else if matches!(barrier.kind, CheckpointKind::StopWithSavepoint { .. }) {
@@ -604,9 +604,9 @@ impl Handler<Credit> for Task {
     }
 }
 
-impl Handler<TriggerCheckpoint> for Task {
+impl Handler<InjectBarrier> for Task {
     type Result = ();
-    fn handle(&mut self, msg: TriggerCheckpoint, ctx: &mut Self::Context) {
+    fn handle(&mut self, msg: InjectBarrier, ctx: &mut Self::Context) {
         let done = self.source.as_ref().is_none_or(|s| s.end_of_input_sent);
         if done || self.lifecycle != Lifecycle::Running {
             self.report(TaskEventKind::Decline {
@@ -616,7 +616,7 @@ impl Handler<TriggerCheckpoint> for Task {
             return;
         }
         self.checkpoint(msg.barrier, ctx);
-        if msg.end_of_input && self.lifecycle == Lifecycle::Running {
+        if msg.barrier.ending.is_final() && self.lifecycle == Lifecycle::Running {
             self.broadcast(|| Payload::EndOfInput);
             if let Some(src) = self.source.as_mut() {
                 src.end_of_input_sent = true;
@@ -629,7 +629,7 @@ impl Handler<CheckpointComplete> for Task {
     type Result = ();
     fn handle(&mut self, msg: CheckpointComplete, _: &mut Self::Context) {
         self.guard(|v, _| v.checkpoint_complete(msg.id, msg.kind));
-        if msg.last {
+        if msg.ending.is_final() {
             self.last_committed = true;
             self.maybe_finished();
         }

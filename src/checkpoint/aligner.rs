@@ -449,7 +449,7 @@ fn release_all(channels: &mut [ChannelState]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::element::CheckpointKind;
+    use crate::element::{CheckpointKind, Ending};
 
     const EXACTLY: CheckpointingMode = CheckpointingMode::ExactlyOnce;
     const AT_LEAST: CheckpointingMode = CheckpointingMode::AtLeastOnce;
@@ -459,7 +459,7 @@ mod tests {
             id: CheckpointId(id),
             timestamp_ms: id,
             kind: CheckpointKind::PERIODIC,
-            drain: false,
+            ending: Ending::Continue,
         }
     }
 
