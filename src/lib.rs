@@ -33,6 +33,7 @@ pub mod ids;
 pub mod jobfile;
 pub mod operator;
 pub mod partition;
+pub mod plan;
 pub mod restart;
 pub mod state;
 pub mod status;
