@@ -9,35 +9,10 @@ use actix::prelude::*;
 use tokio::sync::oneshot;
 use weir::checkpoint::stats::CheckpointStats;
 use weir::element::{CheckpointKind, SavepointFormat};
-use weir::ids::{CheckpointId, JobId};
-use weir::status::JobStatus;
 
-use crate::job_manager::{CompletedCheckpoint, JobManager, JobState};
+pub use weir::checkpoint::lifecycle::{CompletedCheckpoint, ControlError};
 
-/// Why a request to a job was refused or did not complete.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ControlError {
-    #[error("job {job_id} is {status}: a {what} needs a RUNNING job")]
-    NotRunning {
-        job_id: JobId,
-        status: JobStatus,
-        what: &'static str,
-    },
-    #[error("job {job_id} is already stopping or finishing: no {what} can be taken now")]
-    Stopping { job_id: JobId, what: &'static str },
-    #[error("cannot take a savepoint: {0}")]
-    Storage(String),
-    #[error("{kind} {id} failed: {reason}")]
-    Failed {
-        id: CheckpointId,
-        kind: &'static str,
-        reason: String,
-    },
-    #[error("job {job_id} ended as {status} before the request completed")]
-    JobEnded { job_id: JobId, status: JobStatus },
-    #[error("the job manager is gone")]
-    Gone,
-}
+use crate::job_manager::{JobManager, JobState};
 
 /// The result a waiting requester gets.
 pub(crate) type Reply = oneshot::Sender<Result<CompletedCheckpoint, ControlError>>;

@@ -27,6 +27,7 @@
 
 pub mod cli;
 pub mod control;
+mod deploy;
 mod io;
 mod job_manager;
 mod locations;
@@ -47,7 +48,8 @@ pub use control::{
     Cancel, ControlError, GetCheckpointStats, GetJobState, StopWithSavepoint, TriggerCheckpoint,
     TriggerSavepoint,
 };
-pub use job_manager::{CompletedCheckpoint, JobManager, JobState, RestoreSettings};
+pub use job_manager::{JobManager, JobState, RestoreSettings};
+pub use weir::checkpoint::lifecycle::CompletedCheckpoint;
 
 /// How to start a job.
 #[derive(Clone, Debug, Default)]

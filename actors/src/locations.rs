@@ -29,8 +29,4 @@ impl LocationRegistry {
     pub fn remove(&self, id: CheckpointId) -> Option<SnapshotLocation> {
         self.map().remove(&id)
     }
-
-    pub fn clear(&self) -> Vec<(CheckpointId, SnapshotLocation)> {
-        self.map().drain().collect()
-    }
 }

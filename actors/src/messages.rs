@@ -14,7 +14,7 @@ use std::any::Any;
 use std::fmt;
 
 use actix::prelude::*;
-use weir::checkpoint::metadata::StateHandle;
+pub use weir::checkpoint::ack::{OperatorAck, SubtaskAck};
 use weir::element::{Barrier, CheckpointKind, Ending};
 use weir::ids::{CheckpointId, TaskId};
 
@@ -95,36 +95,6 @@ pub struct CheckpointAborted {
 #[derive(Message, Debug, Clone, Copy)]
 #[rtype(result = "()")]
 pub struct Shutdown;
-
-/// Where one operator's state went (one per operator of the subtask's chain).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct OperatorAck {
-    /// The operator's vertex index in the job graph.
-    pub vertex: u32,
-    pub keyed: Option<StateHandle>,
-    pub operator: Option<StateHandle>,
-}
-
-/// A subtask's acknowledgement payload: where the state of each of its operators went.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SubtaskAck {
-    pub operators: Vec<OperatorAck>,
-    /// Time the stream was stopped for the synchronous part, in microseconds.
-    pub sync_micros: u64,
-    /// Time from the first barrier to the last (exactly-once alignment), in microseconds.
-    pub alignment_micros: u64,
-}
-
-impl SubtaskAck {
-    /// Bytes of state over all operators.
-    pub fn state_size(&self) -> u64 {
-        self.operators
-            .iter()
-            .flat_map(|o| o.keyed.iter().chain(o.operator.iter()))
-            .map(StateHandle::size)
-            .sum()
-    }
-}
 
 /// What a subtask reports to the job manager.
 #[derive(Debug)]

@@ -62,6 +62,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::options::CheckpointConfig;
 use crate::checkpoint::retention::CompletedCheckpointStore;
+pub use crate::checkpoint::stats::CheckpointCounts;
 use crate::element::CheckpointKind;
 use crate::ids::{CheckpointId, TaskId};
 
@@ -139,17 +140,6 @@ impl AbortReason {
             AbortReason::Expired | AbortReason::Declined { .. } | AbortReason::FinalizeFailed(_)
         )
     }
-}
-
-/// Checkpoint counters, as in Flink's REST `counts` (without `restored`, which the runtime
-/// knows). `total == in_progress + completed + failed`; aborted checkpoints of every reason,
-/// subsumed ones included, are `failed`, as in Flink's statistics.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CheckpointCounts {
-    pub total: u64,
-    pub in_progress: u64,
-    pub completed: u64,
-    pub failed: u64,
 }
 
 /// Where a pending checkpoint is.
@@ -481,7 +471,8 @@ impl<A> CheckpointCoordinator<A> {
         })
     }
 
-    /// Total, in-progress, completed and failed checkpoints (Flink's REST `counts`).
+    /// Total, in-progress, completed and failed checkpoints (Flink's REST `counts`; `restored`
+    /// stays 0 here: the job's lifecycle knows it).
     pub fn counts(&self) -> &CheckpointCounts {
         &self.counts
     }
@@ -811,6 +802,7 @@ mod tests {
         assert_eq!(
             *c.counts(),
             CheckpointCounts {
+                restored: 0,
                 total: 1,
                 in_progress: 0,
                 completed: 0,
@@ -1136,6 +1128,7 @@ mod tests {
         assert_eq!(
             *c.counts(),
             CheckpointCounts {
+                restored: 0,
                 total: 3,
                 in_progress: 1,
                 completed: 0,

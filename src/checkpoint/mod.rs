@@ -3,6 +3,9 @@
 //! - [`options`]: `CheckpointConfig`, Flink's settings and defaults.
 //! - [`coordinator`]: the pure state machine deciding when to trigger, when a checkpoint is
 //!   complete, when it has failed, and what the failure count means.
+//! - [`lifecycle`]: the job's checkpoint lifecycle around the coordinator — one in-flight record
+//!   per checkpoint, admission of requests, the final checkpoint, `_metadata` from the
+//!   acknowledgements ([`ack`]), restore points, statistics.
 //! - [`aligner`]: per-subtask barrier alignment (exactly-once) or tracking (at-least-once).
 //! - [`metadata`]: what `_metadata` holds, and its versioned file format.
 //! - [`paths`]: the one place that builds storage paths.
@@ -11,8 +14,10 @@
 //! - [`retention`]: which completed checkpoints to keep.
 //! - [`stats`]: checkpoint statistics in the shape of Flink's REST API.
 
+pub mod ack;
 pub mod aligner;
 pub mod coordinator;
+pub mod lifecycle;
 pub mod metadata;
 pub mod options;
 pub mod paths;

@@ -7,10 +7,14 @@
 //! error, as is state of an operator the new graph lacks unless non-restored state is allowed.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use crate::checkpoint::metadata::{CheckpointMetadata, StateHandle};
+use crate::checkpoint::storage::SnapshotLocation;
 use crate::graph::JobGraph;
 use crate::state::key_group::range_for_subtask;
+use crate::state::operator_state::OperatorStateStore;
+use crate::vertex::RestoredState;
 
 /// Handles one new subtask restores from.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -111,4 +115,72 @@ pub fn plan_restore(
         }
     }
     Ok(plan)
+}
+
+/// Reads every blob `plan` names from the snapshot at `location`: the state each subtask of
+/// `graph` starts with (`[vertex][subtask]`). A file several subtasks share is read once; an old
+/// subtask without operator state contributes an empty store's blob.
+///
+/// # Errors
+/// A sentence naming the file that could not be read, or the operator whose empty state could
+/// not be encoded.
+pub async fn read_restored_state(
+    graph: &JobGraph,
+    plan: &RestorePlan,
+    location: &SnapshotLocation,
+) -> Result<Vec<Vec<RestoredState>>, String> {
+    let mut restored: Vec<Vec<RestoredState>> = graph
+        .vertices
+        .iter()
+        .map(|v| vec![RestoredState::default(); v.parallelism as usize])
+        .collect();
+    let mut cache: HashMap<String, Arc<Vec<u8>>> = HashMap::new();
+    for (v, subtasks) in plan.iter().enumerate() {
+        for (i, sub) in subtasks.iter().enumerate() {
+            for h in &sub.keyed {
+                let blob = read_cached(location, h, &mut cache).await?;
+                restored[v][i].keyed.push(blob);
+            }
+            for h in &sub.operator {
+                let blob = match h {
+                    Some(h) => read_cached(location, h, &mut cache).await?,
+                    None => empty_operator_state(&graph.vertices[v].uid)?,
+                };
+                restored[v][i].operator.push(blob);
+            }
+        }
+    }
+    Ok(restored)
+}
+
+async fn read_cached(
+    location: &SnapshotLocation,
+    handle: &StateHandle,
+    cache: &mut HashMap<String, Arc<Vec<u8>>>,
+) -> Result<Arc<Vec<u8>>, String> {
+    match handle {
+        StateHandle::Inline(bytes) => Ok(Arc::new(bytes.clone())),
+        StateHandle::File { path, .. } => {
+            if let Some(b) = cache.get(path) {
+                return Ok(b.clone());
+            }
+            let bytes = Arc::new(
+                location
+                    .read_state(handle)
+                    .await
+                    .map_err(|e| e.to_string())?,
+            );
+            cache.insert(path.clone(), bytes.clone());
+            Ok(bytes)
+        }
+    }
+}
+
+/// The blob of an empty operator-state store: what an old subtask without operator state
+/// contributes when operator state is redistributed.
+fn empty_operator_state(uid: &str) -> Result<Arc<Vec<u8>>, String> {
+    OperatorStateStore::for_operator(uid)
+        .snapshot()
+        .map(Arc::new)
+        .map_err(|e| e.to_string())
 }

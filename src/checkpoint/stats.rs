@@ -61,9 +61,12 @@ pub struct CheckpointStatsEntry {
     pub subtasks: Vec<SubtaskCheckpointStats>,
 }
 
-/// Flink's `counts`.
+/// Flink's `counts`, the one set of checkpoint counters: the coordinator keeps `total`,
+/// `in_progress`, `completed` and `failed` (`total == in_progress + completed + failed`;
+/// aborted checkpoints of every reason, subsumed ones included, are `failed`, as in Flink's
+/// statistics); the job's checkpoint lifecycle adds `restored`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CheckpointCountStats {
+pub struct CheckpointCounts {
     pub restored: u64,
     pub total: u64,
     pub in_progress: u64,
@@ -83,7 +86,7 @@ pub struct RestoredCheckpointStats {
 /// Everything at one moment.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CheckpointStats {
-    pub counts: CheckpointCountStats,
+    pub counts: CheckpointCounts,
     pub latest_completed: Option<CheckpointStatsEntry>,
     pub latest_savepoint: Option<CheckpointStatsEntry>,
     pub latest_failed: Option<CheckpointStatsEntry>,
@@ -131,8 +134,6 @@ impl CheckpointStatsTracker {
         trigger_timestamp_ms: u64,
         num_subtasks: usize,
     ) {
-        self.stats.counts.total += 1;
-        self.stats.counts.in_progress += 1;
         self.in_progress.insert(
             id,
             CheckpointStatsEntry {
@@ -183,8 +184,6 @@ impl CheckpointStatsTracker {
         };
         e.status = CheckpointStatus::Completed;
         e.external_path = Some(external_path);
-        self.stats.counts.in_progress -= 1;
-        self.stats.counts.completed += 1;
         if e.kind.is_savepoint() {
             self.stats.latest_savepoint = Some(e.clone());
         } else {
@@ -201,14 +200,11 @@ impl CheckpointStatsTracker {
         e.end_to_end_duration_ms = timestamp_ms.saturating_sub(e.trigger_timestamp_ms);
         e.failure_timestamp_ms = Some(timestamp_ms);
         e.failure_message = Some(message);
-        self.stats.counts.in_progress -= 1;
-        self.stats.counts.failed += 1;
         self.stats.latest_failed = Some(e.clone());
         self.push_done(e);
     }
 
     pub fn on_restore(&mut self, restored: RestoredCheckpointStats) {
-        self.stats.counts.restored += 1;
         self.stats.latest_restored = Some(restored);
     }
 
@@ -217,9 +213,10 @@ impl CheckpointStatsTracker {
         self.done.truncate(self.history_size);
     }
 
-    /// The statistics now.
-    pub fn snapshot(&self) -> CheckpointStats {
+    /// The statistics now, with `counts` (kept by the coordinator, not here).
+    pub fn snapshot(&self, counts: CheckpointCounts) -> CheckpointStats {
         let mut stats = self.stats.clone();
+        stats.counts = counts;
         let mut history: Vec<CheckpointStatsEntry> =
             self.in_progress.values().rev().cloned().collect();
         history.extend(self.done.iter().cloned());
@@ -250,28 +247,28 @@ mod tests {
         t.on_trigger(CheckpointId(1), CheckpointKind::PERIODIC, 1000, 2);
         t.on_acknowledge(CheckpointId(1), ack(0, 1010, 100, 5));
         t.on_acknowledge(CheckpointId(1), ack(0, 1011, 100, 5));
-        let s = t.snapshot();
-        assert_eq!(s.counts.in_progress, 1);
+        let s = t.snapshot(CheckpointCounts::default());
+        assert_eq!(s.history[0].status, CheckpointStatus::InProgress);
         assert_eq!(s.history[0].num_acknowledged_subtasks, 1);
         t.on_acknowledge(CheckpointId(1), ack(1, 1030, 50, 9));
         t.on_complete(CheckpointId(1), "/x/chk-1".into());
-        let s = t.snapshot();
+        let s = t.snapshot(CheckpointCounts::default());
         let c = s.latest_completed.unwrap();
         assert_eq!(c.status, CheckpointStatus::Completed);
         assert_eq!(c.end_to_end_duration_ms, 30);
         assert_eq!(c.state_size, 150);
         assert_eq!(c.alignment_duration_micros, 9);
         assert_eq!(c.subtasks.len(), 2);
-        assert_eq!(
-            s.counts,
-            CheckpointCountStats {
-                restored: 0,
-                total: 1,
-                in_progress: 0,
-                completed: 1,
-                failed: 0
-            }
-        );
+        // The counts are the coordinator's (see the lifecycle's tests); the tracker passes
+        // them through.
+        let counts = CheckpointCounts {
+            restored: 0,
+            total: 1,
+            in_progress: 0,
+            completed: 1,
+            failed: 0,
+        };
+        assert_eq!(t.snapshot(counts).counts, counts);
     }
 
     #[test]
@@ -291,18 +288,20 @@ mod tests {
             1,
         );
         t.on_complete(CheckpointId(6), "sp".into());
-        let s = t.snapshot();
+        let s = t.snapshot(CheckpointCounts::default());
         assert_eq!(
             s.latest_failed.as_ref().unwrap().failure_message.as_deref(),
             Some("expired")
         );
-        assert_eq!(s.latest_failed.unwrap().end_to_end_duration_ms, 50);
+        assert_eq!(s.latest_failed.as_ref().unwrap().end_to_end_duration_ms, 50);
         assert_eq!(s.latest_savepoint.unwrap().id, CheckpointId(6));
         assert_eq!(s.latest_completed.unwrap().id, CheckpointId(2));
         let ids: Vec<u64> = s.history.iter().map(|e| e.id.0).collect();
         assert_eq!(ids, vec![6, 5, 4]);
-        assert_eq!(s.counts.in_progress, 3);
-        assert_eq!(s.counts.failed, 1);
+        assert!(s.history[1..]
+            .iter()
+            .all(|e| e.status == CheckpointStatus::InProgress));
+        assert_eq!(s.latest_failed.map(|e| e.id), Some(CheckpointId(1)));
     }
 
     #[test]
@@ -311,6 +310,9 @@ mod tests {
         t.on_acknowledge(CheckpointId(9), ack(0, 1, 1, 1));
         t.on_complete(CheckpointId(9), "x".into());
         t.on_failure(CheckpointId(9), 1, "x".into());
-        assert_eq!(t.snapshot(), CheckpointStats::default());
+        assert_eq!(
+            t.snapshot(CheckpointCounts::default()),
+            CheckpointStats::default()
+        );
     }
 }

@@ -3,10 +3,10 @@
 //! Until the job manager exposes per-checkpoint statistics, this is how the harness sees a
 //! checkpoint from outside. It records, per job id:
 //!
-//! - `triggering checkpoint` (job manager, info): `checkpoint_id`, `end_of_input`;
+//! - `triggering checkpoint` (the job's checkpoint lifecycle, info): `checkpoint_id`, `end_of_input`;
 //! - `snapshot taken` (subtask, debug): `uid`, `subtask`, `checkpoint_id`, `sync_micros` — the
 //!   time the subtask's stream was stopped for the synchronous part;
-//! - `checkpoint complete` (job manager, info): `checkpoint_id`, `state_size` (bytes);
+//! - `checkpoint complete` (the job's checkpoint lifecycle, info): `checkpoint_id`, `state_size` (bytes);
 //! - `checkpoint aborted` (warn): `checkpoint_id`.
 //!
 //! [`install`] sets a global subscriber once (only these targets are enabled, so nothing else
@@ -93,7 +93,9 @@ struct CaptureLayer;
 fn wanted(m: &Metadata<'_>) -> bool {
     m.is_event()
         && (*m.level() <= Level::WARN
-            || (m.target().starts_with("weir_actors") && *m.level() <= Level::DEBUG))
+            || ((m.target().starts_with("weir_actors")
+                || m.target().starts_with("weir::checkpoint::lifecycle"))
+                && *m.level() <= Level::DEBUG))
 }
 
 impl<S: Subscriber> Layer<S> for CaptureLayer {
