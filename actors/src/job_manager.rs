@@ -19,8 +19,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use actix::prelude::*;
 use tokio::sync::watch;
 use tracing::{error, info, warn};
-use weir::chain::{Chain, ChainMember};
-use weir::chaining::chains;
+use weir::chain::{chains, Chain, ChainMember};
 use weir::checkpoint::coordinator::{AbortReason, CheckpointCoordinator, CoordinatorAction};
 use weir::checkpoint::metadata::{
     CheckpointMetadata, OperatorSnapshot, StateHandle, SubtaskSnapshot,
