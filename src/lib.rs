@@ -13,7 +13,7 @@
 //! - [`connectors`]: built-in sources and sinks.
 //! - [`jobfile`]: jobs described in YAML/TOML files, with JSON records and a registry of named operators.
 //! - [`ids`]: job, checkpoint and task identifiers.
-//! - [`element`]: what flows on a channel: record batches, barriers, end of input.
+//! - [`element`]: checkpoint barriers and the kinds of snapshot (checkpoint, savepoint).
 //! - [`checkpoint`]: settings, the coordinator's decisions, barrier alignment, storage.
 //! - [`state`]: keyed state in key groups, operator state, snapshots.
 //! - [`restart`]: restart strategies.
