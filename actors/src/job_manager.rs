@@ -36,7 +36,7 @@ use weir::graph::{JobGraph, VertexRole};
 use weir::ids::{CheckpointId, JobId, TaskId};
 use weir::operator::SubtaskInfo;
 use weir::partition::{OutputEdge, Partitioning};
-use weir::restart::{RestartDecision, RestartStrategy, RestartTracker};
+use weir::restart::{RestartDecision, RestartTracker};
 use weir::status::JobStatus;
 use weir::vertex::RestoredState;
 
@@ -148,10 +148,7 @@ impl JobManager {
     ) -> Self {
         let origin = Instant::now();
         let config = &graph.config;
-        let strategy = config
-            .restart
-            .clone()
-            .unwrap_or_else(|| RestartStrategy::default_for(config.checkpoint.interval.is_some()));
+        let strategy = config.effective_restart();
         let coordinator = CheckpointCoordinator::new(
             &config.checkpoint,
             Vec::new(),
