@@ -1,8 +1,11 @@
-//! What flows on a channel between two subtasks: record batches and in-band control elements.
+//! The checkpoint barrier and what a snapshot is for.
 //!
-//! A channel carries, in order, `Batch`es of records, `Barrier`s of checkpoints and at most one
-//! `EndOfInput`. Barriers are in-band: everything the sender emitted before a barrier is
-//! delivered before it.
+//! - [`Barrier`]: the marker that separates the records of checkpoint `id` from those after
+//!   it. It is in-band: a channel carries record batches, barriers and at most one end of
+//!   input, in order, so everything the sender emitted before a barrier is delivered before it.
+//!   (That channel element is the runtime's `Payload`, in `weir-actors`.)
+//! - [`CheckpointKind`]: checkpoint, savepoint or stop-with-savepoint, which decides ownership,
+//!   retention and sink side effects; [`SavepointFormat`]: how a savepoint is written.
 
 use serde::{Deserialize, Serialize};
 
@@ -96,15 +99,4 @@ impl Ending {
     pub fn is_final(&self) -> bool {
         matches!(self, Ending::Final { .. })
     }
-}
-
-/// One element on a channel.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Element<T> {
-    /// A batch of records, never empty.
-    Batch(Vec<T>),
-    /// A checkpoint barrier.
-    Barrier(Barrier),
-    /// The sender has no more records; nothing follows on this channel.
-    EndOfInput,
 }

@@ -93,6 +93,14 @@ pub struct JobConfig {
     pub chaining: bool,
 }
 
+impl JobConfig {
+    /// The restart strategy in force: the configured one, or Flink's default (`none` without
+    /// checkpointing, `exponential-delay` with it); see [`RestartStrategy::effective`].
+    pub fn effective_restart(&self) -> RestartStrategy {
+        RestartStrategy::effective(self.restart.as_ref(), &self.checkpoint)
+    }
+}
+
 impl Default for JobConfig {
     fn default() -> Self {
         Self {

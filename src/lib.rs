@@ -8,12 +8,12 @@
 //! - [`stream`]: the typed API that builds a job; [`graph`] the validated job graph.
 //! - [`operator`]: the traits users implement (sources, operators, keyed functions, sinks);
 //!   [`functions`] closure adapters; [`vertex`] their executable, type-erased form.
-//! - [`chaining`]: which forward-connected operators run fused in one subtask; [`chain`] runs them.
+//! - [`chain`]: which forward-connected operators run fused in one subtask, and running them.
 //! - [`partition`]: forward, rebalance, key-by and broadcast, with per-channel batching.
 //! - [`connectors`]: built-in sources and sinks.
 //! - [`jobfile`]: jobs described in YAML/TOML files, with JSON records and a registry of named operators.
 //! - [`ids`]: job, checkpoint and task identifiers.
-//! - [`element`]: what flows on a channel: record batches, barriers, end of input.
+//! - [`element`]: checkpoint barriers and the kinds of snapshot (checkpoint, savepoint).
 //! - [`checkpoint`]: settings, the coordinator's decisions, barrier alignment, storage.
 //! - [`state`]: keyed state in key groups, operator state, snapshots.
 //! - [`restart`]: restart strategies.
@@ -21,7 +21,6 @@
 //! - [`format`]: magic/version/checksum framing of every persisted blob.
 
 pub mod chain;
-pub mod chaining;
 pub mod checkpoint;
 pub mod config;
 pub mod connectors;

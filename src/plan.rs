@@ -2,7 +2,7 @@
 //! channel between them — as a plain, serialisable value with no actor addresses.
 //!
 //! A [`JobGraph`] says *what* runs (operators, edges, parallelism); the [`PhysicalPlan`] says
-//! *how*: one [`SubtaskPlan`] per subtask of every chain (see [`crate::chaining`]), named by the
+//! *how*: one [`SubtaskPlan`] per subtask of every chain (see [`crate::chain`]), named by the
 //! [`TaskId`] of its head operator. A deployment turns the plan into actors (the runtime starts
 //! them in [`PhysicalPlan::subtasks`] order, so every receiver exists before its senders) and
 //! could equally ship it to worker processes.
@@ -17,7 +17,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::chaining::chains;
+use crate::chain::chains;
 use crate::graph::{JobGraph, VertexRole};
 use crate::ids::TaskId;
 use crate::partition::{OutputEdge, Partitioning};

@@ -20,6 +20,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::checkpoint::CheckpointConfig;
+
 /// Flink's `restart-strategy.fixed-delay.attempts` default.
 pub const DEFAULT_FIXED_DELAY_ATTEMPTS: u32 = 1;
 /// Flink's `restart-strategy.fixed-delay.delay` default.
@@ -90,6 +92,15 @@ impl RestartStrategy {
         } else {
             RestartStrategy::None
         }
+    }
+
+    /// The strategy in force: `configured` when there is one, else
+    /// [`RestartStrategy::default_for`] whether `checkpoint` takes periodic checkpoints. The one
+    /// place this rule lives: the engine configuration and the job's configuration both use it.
+    pub fn effective(configured: Option<&RestartStrategy>, checkpoint: &CheckpointConfig) -> Self {
+        configured
+            .cloned()
+            .unwrap_or_else(|| Self::default_for(checkpoint.interval.is_some()))
     }
 
     /// The `restart-strategy.type` value naming this strategy.
@@ -402,6 +413,26 @@ mod tests {
             jitter_factor,
             attempts_before_reset_backoff: attempts,
         }
+    }
+
+    #[test]
+    fn the_configured_strategy_wins_else_the_default_follows_checkpointing() {
+        let off = CheckpointConfig::default();
+        let on = CheckpointConfig::every(secs(10));
+        assert_eq!(
+            RestartStrategy::effective(None, &off),
+            RestartStrategy::None
+        );
+        assert_eq!(
+            RestartStrategy::effective(None, &on),
+            RestartStrategy::exponential_delay()
+        );
+        let fixed = RestartStrategy::fixed_delay();
+        assert_eq!(RestartStrategy::effective(Some(&fixed), &on), fixed);
+        assert_eq!(
+            RestartStrategy::effective(Some(&RestartStrategy::None), &on),
+            RestartStrategy::None
+        );
     }
 
     #[test]

@@ -30,7 +30,7 @@ use weir::element::CheckpointKind;
 use weir::graph::JobGraph;
 use weir::ids::JobId;
 use weir::plan::PhysicalPlan;
-use weir::restart::{RestartDecision, RestartStrategy, RestartTracker};
+use weir::restart::{RestartDecision, RestartTracker};
 use weir::status::JobStatus;
 use weir::vertex::RestoredState;
 
@@ -116,9 +116,7 @@ impl JobManager {
         Self {
             job_id,
             plan: PhysicalPlan::new(&graph),
-            restart: RestartTracker::new(graph.config.restart.clone().unwrap_or_else(|| {
-                RestartStrategy::default_for(graph.config.checkpoint.interval.is_some())
-            })),
+            restart: RestartTracker::new(graph.config.effective_restart()),
             graph: Arc::new(graph),
             storage,
             checkpoints,

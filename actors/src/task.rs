@@ -27,6 +27,7 @@ use actix::prelude::*;
 use tracing::{debug, warn};
 use weir::chain::Chain;
 use weir::checkpoint::aligner::{AbandonReason, AlignerOutput, BarrierAligner};
+use weir::checkpoint::paths::{state_hint, StatePart};
 use weir::checkpoint::storage::CheckpointStorage;
 use weir::checkpoint::CheckpointingMode;
 use weir::element::{Barrier, CheckpointKind};
@@ -419,22 +420,18 @@ impl Task {
         let storage = self.setup.storage.clone();
         let manager = self.setup.manager.clone();
         let (attempt, task) = (self.setup.attempt, self.setup.task);
+        let subtask = self.setup.info.index;
         let members: Vec<(u32, String)> = self
             .setup
             .vertices
             .iter()
             .copied()
-            .zip(
-                self.setup
-                    .chain
-                    .uids()
-                    .map(|uid| format!("{uid}-{}", self.setup.info.index)),
-            )
+            .zip(self.setup.chain.uids().map(str::to_owned))
             .collect();
         crate::io::handle().spawn(async move {
             let result = async {
                 let mut operators = Vec::with_capacity(members.len());
-                for ((vertex, hint), VertexSnapshot { keyed, operator }) in
+                for ((vertex, uid), VertexSnapshot { keyed, operator }) in
                     members.into_iter().zip(snapshots)
                 {
                     let keyed = match keyed {
@@ -447,7 +444,11 @@ impl Task {
                                 .map_err(|e| format!("encoding keyed state failed: {e}"))?;
                             Some(
                                 storage
-                                    .write_state(&location, &format!("{hint}-keyed"), bytes)
+                                    .write_state(
+                                        &location,
+                                        &state_hint(&uid, subtask, StatePart::Keyed),
+                                        bytes,
+                                    )
                                     .await
                                     .map_err(|e| format!("writing state failed: {e}"))?,
                             )
@@ -457,7 +458,11 @@ impl Task {
                     let operator = match operator {
                         Some(b) => Some(
                             storage
-                                .write_state(&location, &format!("{hint}-operator"), b)
+                                .write_state(
+                                    &location,
+                                    &state_hint(&uid, subtask, StatePart::Operator),
+                                    b,
+                                )
                                 .await
                                 .map_err(|e| format!("writing state failed: {e}"))?,
                         ),

@@ -149,9 +149,7 @@ impl EngineConfig {
     /// The restart strategy in force: the configured one, or Flink's default (`none` without
     /// checkpointing, `exponential-delay` with it).
     pub fn effective_restart(&self) -> RestartStrategy {
-        self.restart
-            .clone()
-            .unwrap_or_else(|| RestartStrategy::default_for(self.checkpoint.interval.is_some()))
+        RestartStrategy::effective(self.restart.as_ref(), &self.checkpoint)
     }
 }
 

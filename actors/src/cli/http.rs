@@ -1,36 +1,64 @@
-//! A minimal HTTP/1.1 client for the CLI's calls to the REST API: one request per connection
-//! (`Connection: close`), JSON bodies, `Content-Length` or chunked responses.
+//! The CLI's calls to the REST API: one blocking JSON request and its answer, through `ureq`.
 //!
-//! Why not `reqwest` or `awc`: the CLI only talks JSON to `weir run` on loopback; a client
-//! crate would add a second HTTP stack (hyper, or awc's TLS and compression features) to the
-//! build for ~150 lines of code here.
+//! [`request`] sends `method path` to `weir run` at `host:port`, with an optional JSON body, and
+//! returns the [`Response`]: its status and its body, parsed as JSON when it is JSON. Every
+//! status comes back as a `Response`, 4xx and 5xx too (Flink's `{"errors": [...]}`, see
+//! [`Response::error_message`]); an [`HttpError`] means there was no answer: nothing listens
+//! there ([`HttpError::is_refused`]), the connection failed or timed out, or what came back was
+//! not HTTP.
+//!
+//! The client is plain HTTP/1.1 on a fresh connection per call, with no proxy (the API is on
+//! loopback or a named host, never behind `HTTP_PROXY`), no redirects, and no TLS, compression
+//! or cookies (none of ureq's optional features are built).
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
 use serde_json::Value;
+use ureq::http;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Longest wait for any one read from the connection.
 const READ_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Why a call did not get an answer.
 #[derive(Debug, thiserror::Error)]
 pub enum HttpError {
+    /// No connection, or it broke or timed out: nothing listens there, the name does not
+    /// resolve, the network is down, or the server stopped answering.
     #[error("cannot reach the REST API at {address}: {source} (is `weir run` running there? see --address)")]
     Connect {
         address: String,
         #[source]
         source: std::io::Error,
     },
-    #[error("REST API at {address}: {message}")]
-    Protocol { address: String, message: String },
+    /// Something answered, but not in HTTP the client can read (or the request itself could
+    /// not be built, e.g. from an address that is not `host:port`).
+    #[error("REST API at {address}: {source}")]
+    Protocol {
+        address: String,
+        #[source]
+        source: ureq::Error,
+    },
 }
 
 impl HttpError {
     /// True when nothing listens at the address (the process has gone).
     pub fn is_refused(&self) -> bool {
         matches!(self, HttpError::Connect { source, .. } if source.kind() == std::io::ErrorKind::ConnectionRefused)
+    }
+
+    fn new(address: &str, error: ureq::Error) -> Self {
+        let address = address.to_owned();
+        match error {
+            ureq::Error::Io(source) => HttpError::Connect { address, source },
+            e @ (ureq::Error::Timeout(_)
+            | ureq::Error::HostNotFound
+            | ureq::Error::ConnectionFailed) => HttpError::Connect {
+                address,
+                source: e.into_io(),
+            },
+            source => HttpError::Protocol { address, source },
+        }
     }
 }
 
@@ -50,7 +78,8 @@ impl Response {
     }
 }
 
-/// Sends one request to `address` (`host:port`) and reads the whole answer.
+/// Sends one request to `address` (`host:port`) and reads the whole answer, whatever its
+/// status.
 ///
 /// # Errors
 /// [`HttpError`] when the connection fails or the answer is not HTTP.
@@ -60,90 +89,34 @@ pub fn request(
     path: &str,
     body: Option<&Value>,
 ) -> Result<Response, HttpError> {
-    let connect = |source| HttpError::Connect {
-        address: address.to_owned(),
-        source,
-    };
-    let protocol = |message: String| HttpError::Protocol {
-        address: address.to_owned(),
-        message,
-    };
-    let addrs: Vec<_> = address.to_socket_addrs().map_err(connect)?.collect();
-    let mut last = std::io::Error::new(std::io::ErrorKind::NotFound, "no address");
-    let mut stream = None;
-    for a in addrs {
-        match TcpStream::connect_timeout(&a, CONNECT_TIMEOUT) {
-            Ok(s) => {
-                stream = Some(s);
-                break;
-            }
-            Err(e) => last = e,
-        }
-    }
-    let mut stream = stream.ok_or_else(|| connect(last))?;
-    stream
-        .set_read_timeout(Some(READ_TIMEOUT))
-        .map_err(connect)?;
-    let payload = body.map(Value::to_string).unwrap_or_default();
-    let mut head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\nAccept: application/json\r\nContent-Length: {}\r\n",
-        payload.len()
-    );
+    let fail = |e| HttpError::new(address, e);
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .proxy(None)
+        .max_redirects(0)
+        .timeout_connect(Some(CONNECT_TIMEOUT))
+        .timeout_per_read(Some(READ_TIMEOUT))
+        .build()
+        .into();
+    let mut builder = http::Request::builder()
+        .method(method)
+        .uri(format!("http://{address}{path}"))
+        .header(http::header::ACCEPT, "application/json");
     if body.is_some() {
-        head.push_str("Content-Type: application/json\r\n");
+        builder = builder.header(http::header::CONTENT_TYPE, "application/json");
     }
-    head.push_str("\r\n");
-    stream
-        .write_all(head.as_bytes())
-        .and_then(|()| stream.write_all(payload.as_bytes()))
-        .map_err(connect)?;
-
-    let mut reader = BufReader::new(stream);
-    let mut line = String::new();
-    reader.read_line(&mut line).map_err(connect)?;
-    let status: u16 = line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| protocol(format!("not an HTTP status line: {line:?}")))?;
-    let mut length = None;
-    let mut chunked = false;
-    loop {
-        line.clear();
-        reader.read_line(&mut line).map_err(connect)?;
-        let header = line.trim_end();
-        if header.is_empty() {
-            break;
-        }
-        if let Some((name, value)) = header.split_once(':') {
-            let value = value.trim();
-            if name.eq_ignore_ascii_case("content-length") {
-                length = value.parse::<usize>().ok();
-            } else if name.eq_ignore_ascii_case("transfer-encoding") {
-                chunked = value.eq_ignore_ascii_case("chunked");
-            }
-        }
-    }
-    let mut bytes = Vec::new();
-    if chunked {
-        loop {
-            line.clear();
-            reader.read_line(&mut line).map_err(connect)?;
-            let size = usize::from_str_radix(line.trim().split(';').next().unwrap_or(""), 16)
-                .map_err(|_| protocol(format!("bad chunk size {line:?}")))?;
-            if size == 0 {
-                break;
-            }
-            let mut chunk = vec![0; size + 2];
-            reader.read_exact(&mut chunk).map_err(connect)?;
-            bytes.extend_from_slice(&chunk[..size]);
-        }
-    } else if let Some(n) = length {
-        bytes.resize(n, 0);
-        reader.read_exact(&mut bytes).map_err(connect)?;
-    } else {
-        reader.read_to_end(&mut bytes).map_err(connect)?;
-    }
+    let request = builder
+        .body(body.map(Value::to_string).unwrap_or_default())
+        .map_err(|e| fail(e.into()))?;
+    let mut response = agent.run(request).map_err(fail)?;
+    let status = response.status().as_u16();
+    // The API is `weir run`'s own; its answers are read whole, as before, with no size cap.
+    let bytes = response
+        .body_mut()
+        .with_config()
+        .limit(u64::MAX)
+        .read_to_vec()
+        .map_err(fail)?;
     let body = if bytes.is_empty() {
         Value::Null
     } else {

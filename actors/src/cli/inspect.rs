@@ -8,28 +8,13 @@ use weir::checkpoint::storage::{list_snapshots, SnapshotListing, SnapshotStatus,
 use super::args::CheckpointsArgs;
 use super::exit::CliError;
 
-/// `YYYY-MM-DDTHH:MM:SS.mmmZ` for milliseconds since the epoch (UTC).
+/// `YYYY-MM-DDTHH:MM:SS.mmmZ` for milliseconds since the epoch (UTC); from the last days of
+/// the year 9999 on (past `jiff`'s range; no real snapshot gets there), the milliseconds.
 pub fn format_timestamp(ms: u64) -> String {
-    let secs = ms / 1000;
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    // Howard Hinnant's civil-from-days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        ms % 1000
-    )
+    i64::try_from(ms)
+        .ok()
+        .and_then(|ms| jiff::Timestamp::from_millisecond(ms).ok())
+        .map_or_else(|| format!("{ms} ms after the epoch"), |t| format!("{t:.3}"))
 }
 
 /// One listing as JSON: `path`, `id`, `status` (COMPLETE / INCOMPLETE / DAMAGED), and for a
@@ -180,5 +165,16 @@ mod tests {
             format_timestamp(1_700_000_000_000),
             "2023-11-14T22:13:20.000Z"
         );
+    }
+
+    #[test]
+    fn timestamps_past_the_year_9999_are_plain_milliseconds() {
+        assert_eq!(
+            format_timestamp(253_370_764_800_001),
+            "9999-01-01T00:00:00.001Z"
+        );
+        for ms in [253_402_300_800_000, i64::MAX as u64, u64::MAX] {
+            assert_eq!(format_timestamp(ms), format!("{ms} ms after the epoch"));
+        }
     }
 }

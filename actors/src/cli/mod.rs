@@ -4,7 +4,7 @@
 //! - [`run`]: `weir run JOB_FILE` — the job in this process, the REST API, the status line,
 //!   Ctrl-C;
 //! - [`client`]: `list`, `savepoint`, `stop`, `cancel`, `checkpoint` over REST, through the
-//!   small HTTP client in [`http`];
+//!   blocking HTTP client in [`http`] (`ureq`);
 //! - [`inspect`]: `weir checkpoints DIR`, offline;
 //! - [`status`]: the status line; [`exit`]: errors and exit codes.
 //!

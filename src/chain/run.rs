@@ -1,4 +1,4 @@
-//! `Chain`: the operators of one subtask, fused (see [`crate::chaining`] for which are).
+//! `Chain`: the operators of one subtask, fused (see [`super::chains`] for which are).
 //!
 //! The head receives the subtask's input (or polls its source); each member's output goes
 //! straight into the next member's `process` by a direct call; the tail's output batches are

@@ -1,10 +1,19 @@
-//! Operator chaining: which operators run fused in one subtask (Flink's chaining rule).
+//! Operator chaining: which operators run fused in one subtask (Flink's chaining rule), and the
+//! fused operators themselves.
 //!
-//! Vertex `b` is chained to `a` when the only edge out of `a` is a forward edge to `b`, it is the
-//! only edge into `b`, both have the same parallelism, and `b` is not a source. A chain runs in
-//! one subtask actor: records pass between its operators by direct calls, with no channel, no
-//! batch copy and no credit. Checkpoints still snapshot every operator of a chain under its own
-//! uid, so chaining can change between a snapshot and its restore.
+//! - [`chains`]: the rule. Vertex `b` is chained to `a` when the only edge out of `a` is a
+//!   forward edge to `b`, it is the only edge into `b`, both have the same parallelism, and `b`
+//!   is not a source. When the job manager starts a job's subtasks, it starts one subtask actor
+//!   per chain and parallel instance.
+//! - [`Chain`] and [`ChainMember`] (in `run.rs`): what such a subtask runs. Records pass between
+//!   a chain's operators by direct calls, with no channel, no batch copy and no credit.
+//!
+//! Checkpoints still snapshot every operator of a chain under its own uid, so chaining can
+//! change between a snapshot and its restore.
+
+mod run;
+
+pub use run::{Chain, ChainMember};
 
 use crate::graph::{JobGraph, VertexRole};
 use crate::partition::Partitioning;
