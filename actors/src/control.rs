@@ -12,7 +12,8 @@ use weir::element::{CheckpointKind, SavepointFormat};
 
 pub use weir::checkpoint::lifecycle::{CompletedCheckpoint, ControlError};
 
-use crate::job_manager::{JobManager, JobState};
+use crate::job::JobState;
+use crate::job_manager::JobManager;
 
 /// The result a waiting requester gets.
 pub(crate) type Reply = oneshot::Sender<Result<CompletedCheckpoint, ControlError>>;

@@ -29,6 +29,7 @@ pub mod cli;
 pub mod control;
 mod deploy;
 mod io;
+mod job;
 mod job_manager;
 mod locations;
 pub mod logging;
@@ -48,7 +49,8 @@ pub use control::{
     Cancel, ControlError, GetCheckpointStats, GetJobState, StopWithSavepoint, TriggerCheckpoint,
     TriggerSavepoint,
 };
-pub use job_manager::{JobManager, JobState, RestoreSettings};
+pub use job::{JobState, RestoreSettings};
+pub use job_manager::JobManager;
 pub use weir::checkpoint::lifecycle::CompletedCheckpoint;
 
 /// How to start a job.
