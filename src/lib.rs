@@ -16,7 +16,7 @@
 //! - [`element`]: checkpoint barriers and the kinds of snapshot (checkpoint, savepoint).
 //! - [`checkpoint`]: settings, the coordinator's decisions, barrier alignment, storage.
 //! - [`state`]: keyed state in key groups, operator state, snapshots.
-//! - [`restart`]: restart strategies.
+//! - [`restart`]: restart strategies; [`failure`]: whether retrying can heal a failure.
 //! - [`status`]: job status (Flink's names).
 //! - [`format`]: magic/version/checksum framing of every persisted blob.
 
@@ -25,6 +25,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod connectors;
 pub mod element;
+pub mod failure;
 pub mod format;
 pub mod functions;
 pub mod graph;

@@ -487,6 +487,12 @@ impl<A> CheckpointCoordinator<A> {
         &self.store
     }
 
+    /// Stops retaining completed checkpoint `id` without deleting it (it was found damaged):
+    /// see [`CompletedCheckpointStore::forget`].
+    pub fn forget_retained(&mut self, id: CheckpointId) -> bool {
+        self.store.forget(id)
+    }
+
     /// The tasks every new checkpoint waits for, sorted.
     pub fn tasks(&self) -> Vec<TaskId> {
         self.tasks.iter().copied().collect()

@@ -10,7 +10,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::checkpoint::metadata::{CheckpointMetadata, StateHandle};
-use crate::checkpoint::storage::SnapshotLocation;
+use crate::checkpoint::storage::{SnapshotLocation, StateReadError};
+use crate::failure::FailureCause;
+use crate::state::StateError;
+use opendal::ErrorKind;
 use crate::graph::JobGraph;
 use crate::state::key_group::range_for_subtask;
 use crate::state::operator_state::OperatorStateStore;
@@ -117,18 +120,67 @@ pub fn plan_restore(
     Ok(plan)
 }
 
+/// Why the state of a subtask could not be read back from a snapshot. The message names the
+/// operator, the subtask, the snapshot and the file, and says what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum RestoreReadError {
+    #[error("operator `{uid}` subtask {subtask} cannot restore from `{snapshot}`: {source}")]
+    State {
+        uid: String,
+        subtask: u32,
+        snapshot: String,
+        #[source]
+        source: StateReadError,
+    },
+    #[error("operator `{uid}`: cannot build an empty operator state: {source}")]
+    EmptyState {
+        uid: String,
+        #[source]
+        source: StateError,
+    },
+}
+
+impl RestoreReadError {
+    /// [`FailureCause::DamagedState`] when the snapshot itself is unusable (a file missing,
+    /// truncated, corrupt, replaced by a directory, or named by a damaged `_metadata`);
+    /// [`FailureCause::Recoverable`] for other storage errors, which may be transient.
+    pub fn cause(&self) -> FailureCause {
+        match self {
+            RestoreReadError::State { source, .. } => source.cause(),
+            RestoreReadError::EmptyState { .. } => FailureCause::Recoverable,
+        }
+    }
+}
+
+impl StateReadError {
+    /// Whether retrying the read can heal it (see [`RestoreReadError::cause`]).
+    pub fn cause(&self) -> FailureCause {
+        match self {
+            StateReadError::Missing { .. }
+            | StateReadError::SizeMismatch { .. }
+            | StateReadError::ChecksumMismatch { .. }
+            | StateReadError::UnsafePath { .. } => FailureCause::DamagedState,
+            StateReadError::Io { source, .. } => match source.kind() {
+                ErrorKind::NotFound | ErrorKind::IsADirectory | ErrorKind::NotADirectory => {
+                    FailureCause::DamagedState
+                }
+                _ => FailureCause::Recoverable,
+            },
+        }
+    }
+}
+
 /// Reads every blob `plan` names from the snapshot at `location`: the state each subtask of
 /// `graph` starts with (`[vertex][subtask]`). A file several subtasks share is read once; an old
 /// subtask without operator state contributes an empty store's blob.
 ///
 /// # Errors
-/// A sentence naming the file that could not be read, or the operator whose empty state could
-/// not be encoded.
+/// [`RestoreReadError`] naming the operator, subtask and file that could not be read.
 pub async fn read_restored_state(
     graph: &JobGraph,
     plan: &RestorePlan,
     location: &SnapshotLocation,
-) -> Result<Vec<Vec<RestoredState>>, String> {
+) -> Result<Vec<Vec<RestoredState>>, RestoreReadError> {
     let mut restored: Vec<Vec<RestoredState>> = graph
         .vertices
         .iter()
@@ -136,15 +188,22 @@ pub async fn read_restored_state(
         .collect();
     let mut cache: HashMap<String, Arc<Vec<u8>>> = HashMap::new();
     for (v, subtasks) in plan.iter().enumerate() {
+        let uid = &graph.vertices[v].uid;
         for (i, sub) in subtasks.iter().enumerate() {
+            let failed = |source| RestoreReadError::State {
+                uid: uid.clone(),
+                subtask: i as u32,
+                snapshot: location.external_path(),
+                source,
+            };
             for h in &sub.keyed {
-                let blob = read_cached(location, h, &mut cache).await?;
+                let blob = read_cached(location, h, &mut cache).await.map_err(failed)?;
                 restored[v][i].keyed.push(blob);
             }
             for h in &sub.operator {
                 let blob = match h {
-                    Some(h) => read_cached(location, h, &mut cache).await?,
-                    None => empty_operator_state(&graph.vertices[v].uid)?,
+                    Some(h) => read_cached(location, h, &mut cache).await.map_err(failed)?,
+                    None => empty_operator_state(uid)?,
                 };
                 restored[v][i].operator.push(blob);
             }
@@ -157,19 +216,14 @@ async fn read_cached(
     location: &SnapshotLocation,
     handle: &StateHandle,
     cache: &mut HashMap<String, Arc<Vec<u8>>>,
-) -> Result<Arc<Vec<u8>>, String> {
+) -> Result<Arc<Vec<u8>>, StateReadError> {
     match handle {
         StateHandle::Inline(bytes) => Ok(Arc::new(bytes.clone())),
         StateHandle::File { path, .. } => {
             if let Some(b) = cache.get(path) {
                 return Ok(b.clone());
             }
-            let bytes = Arc::new(
-                location
-                    .read_state(handle)
-                    .await
-                    .map_err(|e| e.to_string())?,
-            );
+            let bytes = Arc::new(location.read_state(handle).await?);
             cache.insert(path.clone(), bytes.clone());
             Ok(bytes)
         }
@@ -178,9 +232,12 @@ async fn read_cached(
 
 /// The blob of an empty operator-state store: what an old subtask without operator state
 /// contributes when operator state is redistributed.
-fn empty_operator_state(uid: &str) -> Result<Arc<Vec<u8>>, String> {
+fn empty_operator_state(uid: &str) -> Result<Arc<Vec<u8>>, RestoreReadError> {
     OperatorStateStore::for_operator(uid)
         .snapshot()
         .map(Arc::new)
-        .map_err(|e| e.to_string())
+        .map_err(|source| RestoreReadError::EmptyState {
+            uid: uid.to_string(),
+            source,
+        })
 }

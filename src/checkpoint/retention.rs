@@ -53,6 +53,16 @@ impl CompletedCheckpointStore {
         self.retained.drain(..excess).collect()
     }
 
+    /// Stops retaining `id` without deleting it: a checkpoint found damaged is left where it is
+    /// for a person to inspect, and no later retention decision touches it. True if it was
+    /// retained.
+    pub fn forget(&mut self, id: CheckpointId) -> bool {
+        match self.retained.binary_search(&id) {
+            Ok(position) => self.retained.remove(position).is_some(),
+            Err(_) => false,
+        }
+    }
+
     /// The newest retained checkpoint: the one a restart restores from.
     pub fn latest(&self) -> Option<CheckpointId> {
         self.retained.back().copied()

@@ -105,6 +105,31 @@ pub enum JobAction<R> {
 pub struct RestorePoint {
     pub location: SnapshotLocation,
     pub metadata: Arc<CheckpointMetadata>,
+    pub source: RestoreSource,
+}
+
+/// Where a restore point came from: it decides whether a damaged one may be replaced by an
+/// older checkpoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RestoreSource {
+    /// The snapshot the user started the job from (`-s`): never replaced silently.
+    Requested,
+    /// A checkpoint this job completed and retains.
+    Retained,
+}
+
+/// What to do when the state of the restore point turned out to be unusable.
+#[derive(Clone, Debug)]
+pub enum Fallback {
+    /// Restore from this older retained checkpoint instead: read its `_metadata`, then call
+    /// [`JobCheckpoints::fell_back`] and deploy (which verifies every state file it reads).
+    Older {
+        id: CheckpointId,
+        location: SnapshotLocation,
+    },
+    /// Nothing to fall back to: the snapshot was given explicitly, or no older retained
+    /// checkpoint is left. The job fails.
+    Exhausted,
 }
 
 /// Everything about one triggered checkpoint, from its trigger until it ends.
@@ -220,6 +245,54 @@ impl<R> JobCheckpoints<R> {
         self.latest = Some(RestorePoint {
             location,
             metadata: Arc::new(metadata),
+            source: RestoreSource::Requested,
+        });
+    }
+
+    /// The state of the current restore point is unusable (`reason` says why). A retained
+    /// checkpoint is no longer retained (and so never deleted by retention: it stays for a
+    /// person to inspect); the next older retained checkpoint is the one to try. A snapshot the
+    /// user asked for is never replaced.
+    pub fn restore_point_damaged(&mut self, reason: &str) -> Fallback {
+        let Some(point) = self.latest.as_ref() else {
+            return Fallback::Exhausted;
+        };
+        let damaged = point.metadata.checkpoint_id;
+        if point.source == RestoreSource::Requested {
+            return Fallback::Exhausted;
+        }
+        self.coordinator.forget_retained(damaged);
+        let older = self
+            .coordinator
+            .retained()
+            .ids()
+            .into_iter()
+            .rev()
+            .find(|&id| id < damaged);
+        tracing::warn!(job_id = %self.job_id, checkpoint_id = damaged.0, older = ?older.map(|id| id.0), %reason, "the latest checkpoint cannot be restored; it is kept but no longer used");
+        match older {
+            Some(id) => Fallback::Older {
+                id,
+                location: self.storage.checkpoint_location(id),
+            },
+            None => Fallback::Exhausted,
+        }
+    }
+
+    /// The job restores from the older checkpoint `metadata` at `location` (a
+    /// [`Fallback::Older`]) from now on; the statistics show it as restored.
+    pub fn fell_back(&mut self, location: SnapshotLocation, metadata: CheckpointMetadata, now: Now) {
+        self.stats.on_restore(RestoredCheckpointStats {
+            id: metadata.checkpoint_id,
+            restore_timestamp_ms: now.wall_ms,
+            is_savepoint: false,
+            external_path: location.external_path(),
+        });
+        self.restored += 1;
+        self.latest = Some(RestorePoint {
+            location,
+            metadata: Arc::new(metadata),
+            source: RestoreSource::Retained,
         });
     }
 
@@ -627,6 +700,7 @@ impl<R> JobCheckpoints<R> {
             self.latest = Some(RestorePoint {
                 location: flight.location,
                 metadata,
+                source: RestoreSource::Retained,
             });
             if self.coordinator.retained().ids().len() >= self.config.num_retained as usize {
                 if let Some(location) = self.claimed.take() {
