@@ -2,7 +2,8 @@
 //!
 //! Whole-job measurements of Weir on this machine, shared by the `weir_bench` bench binary
 //! (`cargo bench -p weir-actors --bench weir_bench`) and the CI smoke test
-//! (`actors/tests/bench_smoke.rs`, which includes this module by path and runs it tiny).
+//! (`tests/bench_smoke.rs` at the repository root, which includes this module by path and runs
+//! it tiny).
 //!
 //! - [`job`]: the keyed running count job (source → key-by → `Count` in value state → a
 //!   checksum sink), the closed form its checksum must match, and the slow operator of the

@@ -1,17 +1,38 @@
-//! The plot: a hand-written SVG (no plotting crate to build), four panels — throughput bars
-//! against the limit, checkpoint cost and recovery time versus state size on log-log axes, and
-//! the checkpoints of the skew runs. Bars and points are medians; whiskers span min to max.
+//! The plot, drawn with `plotters` (its SVG backend only: text goes into the SVG as `<text>`
+//! for the viewer to render, so no font files or system font stack are involved). Four panels —
+//! throughput bars against the limit, checkpoint cost and recovery time versus state size on
+//! log-log axes, and the checkpoints of the skew runs. Bars and points are medians; whiskers span
+//! min to max.
 
-use std::fmt::Write;
+use std::error::Error;
+use std::iter::once;
+
+use plotters::coord::Shift;
+use plotters::element::DashedPathElement;
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::job::Checkpointing;
 use super::measure::median_of;
 use super::plan::Results;
 use super::stats::Summary;
 
-const W: f64 = 1240.0;
-const H: f64 = 860.0;
-const COLORS: [&str; 4] = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd"];
+const W: u32 = 1240;
+const H: u32 = 860;
+const COLORS: [RGBColor; 4] = [
+    RGBColor(0x1f, 0x77, 0xb4),
+    RGBColor(0xd6, 0x27, 0x28),
+    RGBColor(0x2c, 0xa0, 0x2c),
+    RGBColor(0x94, 0x67, 0xbd),
+];
+/// Reference bars (the plain-loop limits).
+const GREY: RGBColor = RGBColor(0x99, 0x99, 0x99);
+/// Reference lines (targets).
+const ORANGE: RGBColor = RGBColor(0xff, 0x7f, 0x0e);
+const GRID: RGBColor = RGBColor(0xdd, 0xdd, 0xdd);
+
+type Area<'a> = DrawingArea<SVGBackend<'a>, Shift>;
+type Drawn = Result<(), Box<dyn Error>>;
 
 /// A bar: its label, its value, and whether it is a reference (drawn grey).
 pub struct Bar {
@@ -26,42 +47,32 @@ pub struct Series {
     pub points: Vec<(f64, Summary)>,
 }
 
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
+/// A sans-serif font whose SVG `font-size` is `px` (plotters' SVG backend writes `size / 1.24`).
+fn font(px: f64) -> TextStyle<'static> {
+    TextStyle::from(("sans-serif", px * 1.24))
 }
 
-fn text(svg: &mut String, x: f64, y: f64, size: f64, anchor: &str, s: &str) {
-    let _ = writeln!(
-        svg,
-        r#"<text x="{x:.1}" y="{y:.1}" font-size="{size}" text-anchor="{anchor}">{}</text>"#,
-        esc(s)
-    );
+fn anchored(px: f64, h: HPos, v: VPos) -> TextStyle<'static> {
+    font(px).pos(Pos::new(h, v))
 }
 
-fn line(svg: &mut String, (x1, y1): (f64, f64), (x2, y2): (f64, f64), style: &str) {
-    let _ = writeln!(
-        svg,
-        r#"<line x1="{x1:.1}" y1="{y1:.1}" x2="{x2:.1}" y2="{y2:.1}" {style}/>"#
-    );
+/// Only the title, for a panel without data.
+fn title_only(area: &Area, title: &str) -> Drawn {
+    area.titled(title, font(14.0))?;
+    Ok(())
 }
 
-/// Horizontal bars in a panel at `(x, y)` of size `w`×`h`.
+/// Horizontal bars (the first on top) with min–max whiskers, the median written after each.
 pub fn bars(
-    svg: &mut String,
-    (x, y, w, h): (f64, f64, f64, f64),
+    area: &Area,
     title: &str,
     unit: &str,
     bars: &[Bar],
     reference: Option<(f64, &str)>,
-) {
-    text(svg, x + w / 2.0, y + 16.0, 14.0, "middle", title);
+) -> Drawn {
     if bars.is_empty() {
-        return;
+        return title_only(area, title);
     }
-    let (left, top, bottom) = (x + 300.0, y + 30.0, y + h - 30.0);
-    let right = x + w - 20.0;
     let max = nice(
         bars.iter()
             .map(|b| b.value.max)
@@ -69,70 +80,71 @@ pub fn bars(
             .max(1e-9)
             * 1.05,
     );
-    let sx = |v: f64| left + (right - left) * v / max;
-    let step = (bottom - top) / bars.len() as f64;
+    // Rows in hundredths (integer coordinates, so the key points can be the rows' centres):
+    // bar `i` is centred on `row(i)`, the first at the top.
+    let n = bars.len() as i32;
+    let row = |i: usize| 100 * (n - i as i32) - 50;
+    let index = |y: i32| ((100 * n - 50 - y) / 100).clamp(0, n - 1) as usize;
+    let rows: Vec<i32> = (0..bars.len()).map(row).collect();
+    let mut chart = ChartBuilder::on(area)
+        .caption(title, font(14.0))
+        .margin(5)
+        .margin_right(20)
+        .set_label_area_size(LabelAreaPosition::Left, 300)
+        .set_label_area_size(LabelAreaPosition::Bottom, 40)
+        .build_cartesian_2d(0.0..max, (0..100 * n).with_key_points(rows))?;
+    chart
+        .configure_mesh()
+        .disable_mesh()
+        .x_labels(6)
+        .x_label_style(font(10.0))
+        .y_label_style(font(11.0))
+        .axis_desc_style(font(11.0))
+        .x_label_formatter(&|v| format!("{v}"))
+        .y_label_formatter(&|y| bars[index(*y)].label.clone())
+        .x_desc(unit)
+        .draw()?;
     for (i, b) in bars.iter().enumerate() {
-        let cy = top + step * (i as f64 + 0.5);
-        let color = if b.reference { "#999999" } else { COLORS[0] };
-        let _ = writeln!(
-            svg,
-            r#"<rect x="{left:.1}" y="{:.1}" width="{:.1}" height="{:.1}" fill="{color}"/>"#,
-            cy - step * 0.35,
-            sx(b.value.median) - left,
-            step * 0.7
-        );
-        line(
-            svg,
-            (sx(b.value.min), cy),
-            (sx(b.value.max), cy),
-            r#"stroke="black""#,
-        );
-        for v in [b.value.min, b.value.max] {
-            line(
-                svg,
-                (sx(v), cy - 4.0),
-                (sx(v), cy + 4.0),
-                r#"stroke="black""#,
-            );
-        }
-        text(svg, left - 6.0, cy + 4.0, 11.0, "end", &b.label);
-        text(
-            svg,
-            sx(b.value.max) + 4.0,
-            cy + 4.0,
-            10.0,
-            "start",
-            &format!("{:.2}", b.value.median),
-        );
-    }
-    line(svg, (left, bottom), (right, bottom), r#"stroke="black""#);
-    for i in 0..=4 {
-        let v = max * f64::from(i) / 4.0;
-        line(
-            svg,
-            (sx(v), bottom),
-            (sx(v), bottom + 4.0),
-            r#"stroke="black""#,
-        );
-        text(svg, sx(v), bottom + 16.0, 10.0, "middle", &format!("{v}"));
+        let y = row(i);
+        let color = if b.reference { GREY } else { COLORS[0] };
+        let Summary {
+            median, min, max, ..
+        } = b.value;
+        chart.draw_series(once(Rectangle::new(
+            [(0.0, y - 35), (median, y + 35)],
+            color.filled(),
+        )))?;
+        chart.draw_series(once(PathElement::new(vec![(min, y), (max, y)], BLACK)))?;
+        chart
+            .draw_series([min, max].map(|v| {
+                EmptyElement::at((v, y)) + PathElement::new(vec![(0, -4), (0, 4)], BLACK)
+            }))?;
+        chart.draw_series(once(
+            EmptyElement::at((max, y))
+                + Text::new(
+                    format!("{median:.2}"),
+                    (4, 0),
+                    anchored(10.0, HPos::Left, VPos::Center),
+                ),
+        ))?;
     }
     if let Some((v, label)) = reference {
-        line(
-            svg,
-            (sx(v), top),
-            (sx(v), bottom),
-            r##"stroke="#ff7f0e" stroke-dasharray="6 4""##,
-        );
-        text(svg, sx(v) + 4.0, top + 10.0, 10.0, "start", label);
+        chart.draw_series(once(DashedPathElement::new(
+            vec![(v, 0), (v, 100 * n)],
+            6,
+            4,
+            ORANGE,
+        )))?;
+        chart.draw_series(once(
+            EmptyElement::at((v, 100 * n))
+                + Text::new(
+                    label.to_owned(),
+                    (4, 2),
+                    anchored(10.0, HPos::Left, VPos::Top),
+                ),
+        ))?;
     }
-    text(
-        svg,
-        (left + right) / 2.0,
-        bottom + 28.0,
-        11.0,
-        "middle",
-        unit,
-    );
+    Ok(())
 }
 
 /// The smallest of 1, 2, 2.5, 5 × 10^k at or above `v`.
@@ -151,19 +163,18 @@ fn decades(lo: f64, hi: f64) -> (i32, i32) {
     (a, b.max(a + 1))
 }
 
-/// Log-log lines in a panel; `refs` are horizontal reference lines `(value, label)`.
+/// Log-log lines in a panel, whole decades on both axes; `refs` are horizontal reference lines
+/// `(value, label)`.
 pub fn loglog(
-    svg: &mut String,
-    (x, y, w, h): (f64, f64, f64, f64),
+    area: &Area,
     title: &str,
     (xlabel, ylabel): (&str, &str),
     series: &[Series],
     refs: &[(f64, &str)],
-) {
-    text(svg, x + w / 2.0, y + 16.0, 14.0, "middle", title);
+) -> Drawn {
     let pts = || series.iter().flat_map(|s| s.points.iter());
     if pts().next().is_none() {
-        return;
+        return title_only(area, title);
     }
     let xs = || pts().map(|p| p.0);
     let ys = || {
@@ -173,96 +184,102 @@ pub fn loglog(
     };
     let (x0, x1) = decades(xs().fold(f64::MAX, f64::min), xs().fold(0.0, f64::max));
     let (y0, y1) = decades(ys().fold(f64::MAX, f64::min), ys().fold(0.0, f64::max));
-    let (left, right, top, bottom) = (x + 70.0, x + w - 20.0, y + 30.0, y + h - 45.0);
-    let sx = |v: f64| left + (right - left) * (v.log10() - f64::from(x0)) / f64::from(x1 - x0);
-    let sy = |v: f64| {
-        bottom - (bottom - top) * (v.max(1e-9).log10() - f64::from(y0)) / f64::from(y1 - y0)
-    };
-    let grid = r##"stroke="#dddddd""##;
-    for d in x0..=x1 {
-        let v = 10f64.powi(d);
-        line(svg, (sx(v), top), (sx(v), bottom), grid);
-        text(svg, sx(v), bottom + 16.0, 10.0, "middle", &format!("1e{d}"));
-    }
-    for d in y0..=y1 {
-        let v = 10f64.powi(d);
-        line(svg, (left, sy(v)), (right, sy(v)), grid);
-        text(svg, left - 6.0, sy(v) + 4.0, 10.0, "end", &format!("1e{d}"));
-    }
-    line(svg, (left, bottom), (right, bottom), r#"stroke="black""#);
-    line(svg, (left, top), (left, bottom), r#"stroke="black""#);
-    text(
-        svg,
-        (left + right) / 2.0,
-        bottom + 32.0,
-        11.0,
-        "middle",
-        xlabel,
-    );
-    let _ = writeln!(
-        svg,
-        r#"<text x="{:.1}" y="{:.1}" font-size="11" text-anchor="middle" transform="rotate(-90 {:.1} {:.1})">{}</text>"#,
-        x + 18.0,
-        (top + bottom) / 2.0,
-        x + 18.0,
-        (top + bottom) / 2.0,
-        esc(ylabel)
-    );
+    let powers = |a: i32, b: i32| (a..=b).map(|d| 10f64.powi(d)).collect::<Vec<_>>();
+    let (xlo, xhi) = (10f64.powi(x0), 10f64.powi(x1));
+    let (ylo, yhi) = (10f64.powi(y0), 10f64.powi(y1));
+    // A zero (e.g. a pause too short to measure) sits on the bottom edge.
+    let clamp = |v: f64| v.max(ylo);
+    let mut chart = ChartBuilder::on(area)
+        .caption(title, font(14.0))
+        .margin(5)
+        .margin_right(20)
+        .set_label_area_size(LabelAreaPosition::Left, 70)
+        .set_label_area_size(LabelAreaPosition::Bottom, 45)
+        .build_cartesian_2d(
+            (xlo..xhi).log_scale().with_key_points(powers(x0, x1)),
+            (ylo..yhi).log_scale().with_key_points(powers(y0, y1)),
+        )?;
+    let decade = |v: &f64| format!("1e{}", v.log10().round() as i32);
+    chart
+        .configure_mesh()
+        .bold_line_style(GRID)
+        .label_style(font(10.0))
+        .axis_desc_style(font(11.0))
+        .x_label_formatter(&decade)
+        .y_label_formatter(&decade)
+        .x_desc(xlabel)
+        .y_desc(ylabel)
+        .draw()?;
     for (v, label) in refs {
-        line(
-            svg,
-            (left, sy(*v)),
-            (right, sy(*v)),
-            r##"stroke="#ff7f0e" stroke-dasharray="6 4""##,
-        );
-        text(svg, right - 4.0, sy(*v) - 4.0, 10.0, "end", label);
+        chart.draw_series(once(DashedPathElement::new(
+            vec![(xlo, *v), (xhi, *v)],
+            6,
+            4,
+            ORANGE,
+        )))?;
+        chart.draw_series(once(
+            EmptyElement::at((xhi, *v))
+                + Text::new(
+                    (*label).to_owned(),
+                    (-4, 4),
+                    anchored(10.0, HPos::Right, VPos::Top),
+                ),
+        ))?;
     }
     for (i, s) in series.iter().enumerate() {
         let color = COLORS[i % COLORS.len()];
-        let path: Vec<String> = s
-            .points
-            .iter()
-            .map(|(px, py)| format!("{:.1},{:.1}", sx(*px), sy(py.median)))
-            .collect();
-        let _ = writeln!(
-            svg,
-            r#"<polyline points="{}" fill="none" stroke="{color}" stroke-width="2"/>"#,
-            path.join(" ")
-        );
-        for (px, py) in &s.points {
-            let _ = writeln!(
-                svg,
-                r#"<circle cx="{:.1}" cy="{:.1}" r="3.5" fill="{color}"/>"#,
-                sx(*px),
-                sy(py.median)
-            );
-            line(
-                svg,
-                (sx(*px), sy(py.min)),
-                (sx(*px), sy(py.max)),
-                &format!(r#"stroke="{color}""#),
-            );
-        }
-        let ly = top + 14.0 * i as f64 + 6.0;
-        line(
-            svg,
-            (left + 10.0, ly),
-            (left + 30.0, ly),
-            &format!(r#"stroke="{color}" stroke-width="2""#),
-        );
-        text(svg, left + 36.0, ly + 4.0, 11.0, "start", &s.name);
+        chart
+            .draw_series(LineSeries::new(
+                s.points.iter().map(|(x, y)| (*x, clamp(y.median))),
+                color.stroke_width(2),
+            ))?
+            .label(s.name.as_str())
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+            });
+        chart.draw_series(
+            s.points
+                .iter()
+                .map(|(x, y)| Circle::new((*x, clamp(y.median)), 4, color.filled())),
+        )?;
+        chart.draw_series(
+            s.points.iter().map(|(x, y)| {
+                PathElement::new(vec![(*x, clamp(y.min)), (*x, clamp(y.max))], color)
+            }),
+        )?;
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .label_font(font(11.0))
+        .background_style(WHITE.mix(0.8))
+        .draw()?;
+    Ok(())
+}
+
+/// The whole figure for `r`; `caption` goes at the bottom. A panel that fails to draw is
+/// reported on stderr and left out, so a long benchmark run still writes its other outputs.
+pub fn plot(r: &Results, caption: &str) -> String {
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (W, H)).into_drawing_area();
+        note_failure(figure(&root, r, caption));
+        note_failure(root.present().map_err(Into::into));
+    }
+    svg
+}
+
+fn note_failure(drawn: Drawn) {
+    if let Err(e) = drawn {
+        eprintln!("weir_bench: the plot is incomplete: {e}");
     }
 }
 
-/// The whole figure for `r`; `caption` goes at the bottom.
-pub fn plot(r: &Results, caption: &str) -> String {
-    let mut svg = String::new();
-    let _ = writeln!(
-        svg,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" viewBox="0 0 {W} {H}" font-family="sans-serif">"#
-    );
-    let _ = writeln!(svg, r#"<rect width="{W}" height="{H}" fill="white"/>"#);
-    let (pw, ph) = (W / 2.0, (H - 30.0) / 2.0);
+/// The panels, each drawn even if another failed.
+fn figure(root: &Area, r: &Results, caption: &str) -> Drawn {
+    root.fill(&WHITE)?;
+    let (body, foot) = root.split_vertically(H - 30);
+    let panels = body.split_evenly((2, 2));
 
     let mut tp: Vec<Bar> = Vec::new();
     for (hasher, runs) in &r.limits {
@@ -288,14 +305,13 @@ pub fn plot(r: &Results, caption: &str) -> String {
         .first()
         .and_then(|(_, runs)| Summary::of(runs.iter().map(|l| l.records_per_sec / 1e6)))
         .map(|s| (s.median / 4.0, "25% of the SipHash limit"));
-    bars(
-        &mut svg,
-        (0.0, 0.0, pw, ph),
+    note_failure(bars(
+        &panels[0],
         "1–2. Keyed count throughput",
         "million records/s",
         &tp,
         quarter,
-    );
+    ));
 
     let per_size =
         |f: &dyn Fn(&super::plan::SizeResults) -> Option<Summary>| -> Vec<(f64, Summary)> {
@@ -326,14 +342,13 @@ pub fn plot(r: &Results, caption: &str) -> String {
             }),
         },
     ];
-    loglog(
-        &mut svg,
-        (pw, 0.0, pw, ph),
+    note_failure(loglog(
+        &panels[1],
         "3. Checkpoint cost vs state size (p=1)",
         ("keys", "milliseconds"),
         &cost,
         &[(1000.0, "1 s"), (10.0, "10 ms target (sync)")],
-    );
+    ));
 
     let rec = vec![
         Series {
@@ -347,14 +362,13 @@ pub fn plot(r: &Results, caption: &str) -> String {
             points: per_size(&|s| Summary::of(s.recovery.iter().map(|x| x.steady_seconds * 1e3))),
         },
     ];
-    loglog(
-        &mut svg,
-        (0.0, ph, pw, ph),
+    note_failure(loglog(
+        &panels[2],
         "4. Recovery from a retained checkpoint vs state size",
         ("keys", "milliseconds after submit"),
         &rec,
         &[(1000.0, "1 s target (first record)")],
-    );
+    ));
 
     let mut sk: Vec<Bar> = Vec::new();
     for (job, runs) in &r.skew {
@@ -377,16 +391,18 @@ pub fn plot(r: &Results, caption: &str) -> String {
             });
         }
     }
-    bars(
-        &mut svg,
-        (pw, ph, pw, ph),
+    note_failure(bars(
+        &panels[3],
         "5. Skew: trigger to last snapshot (p=2)",
         "milliseconds",
         &sk,
         None,
-    );
+    ));
 
-    text(&mut svg, W / 2.0, H - 10.0, 11.0, "middle", caption);
-    svg.push_str("</svg>\n");
-    svg
+    foot.draw_text(
+        caption,
+        &anchored(11.0, HPos::Center, VPos::Center),
+        (W as i32 / 2, 15),
+    )?;
+    Ok(())
 }

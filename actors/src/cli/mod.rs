@@ -47,15 +47,9 @@ pub fn overrides(defines: &[String]) -> Result<Vec<(String, String)>, CliError> 
 }
 
 /// Logs (`tracing`) go to stderr, `warn` and above unless `RUST_LOG` says otherwise, so stdout
-/// carries only the CLI's own lines.
+/// carries only the CLI's own lines; no colour codes unless stderr is a terminal.
 fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false)
-        .with_writer(std::io::stderr)
-        .try_init();
+    crate::logging::init_with_default("warn");
 }
 
 /// Runs one command of the `weir` CLI with the operators of `registry`; returns the exit code.

@@ -3,7 +3,7 @@
 //! correct output (the checksums are checked inside), captured checkpoint statistics, a report
 //! and a plot. Nothing here asserts a timing.
 
-#[path = "../benches/harness/mod.rs"]
+#[path = "../actors/benches/harness/mod.rs"]
 mod harness;
 
 use harness::job::Checksum;
@@ -58,7 +58,7 @@ fn every_section_runs_tiny_with_correct_output() {
     assert!(
         cost.checkpoints.len() >= opts.checkpoints_per_size,
         "checkpoint events were not captured (did a log message of the runtime change? see \
-         benches/harness/capture.rs): {cost:?}"
+         actors/benches/harness/capture.rs): {cost:?}"
     );
     for c in &cost.checkpoints {
         assert!(c.bytes > 0 && c.end_to_end_ms > 0.0, "{c:?}");

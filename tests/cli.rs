@@ -657,3 +657,42 @@ fn a_program_runs_job_files_with_its_own_operators() {
         stderr(&o)
     );
 }
+
+#[test]
+fn logs_go_to_stderr_without_colour_codes_when_it_is_not_a_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    write_input(&dir.join("input.txt"), 20);
+    let job = write_job(dir, None);
+    // A setting that is accepted but not implemented logs a warning at start, at the CLI's
+    // default level; stderr is a pipe here, so the warning must come without ANSI escapes.
+    let o = Command::new(WEIR)
+        .args([
+            "run",
+            &job.display().to_string(),
+            "--config",
+            &config_arg(dir),
+            "-D",
+            "execution.checkpointing.unaligned.enabled=true",
+        ])
+        .current_dir(dir)
+        .env_remove("RUST_LOG")
+        .env_remove("NO_COLOR")
+        .output()
+        .expect("weir runs");
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    let e = stderr(&o);
+    assert!(
+        e.contains("WARN") && e.contains("not implemented yet"),
+        "the warning is logged to stderr: {e}"
+    );
+    assert!(
+        !e.contains('\x1b'),
+        "ANSI escape codes in piped logs: {e:?}"
+    );
+    assert!(
+        !stdout(&o).contains("not implemented yet"),
+        "logs on stdout: {}",
+        stdout(&o)
+    );
+}

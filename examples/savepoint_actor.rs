@@ -3,7 +3,7 @@
 //! with a different parallelism and runs it to the end. The committed output is exactly once.
 //!
 //! ```sh
-//! cargo run -p weir-actors --example savepoint_actor
+//! cargo run --example savepoint_actor
 //! ```
 
 use std::collections::BTreeMap;

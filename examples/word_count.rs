@@ -1,7 +1,7 @@
 //! Exactly-once word count embedded in an actix application.
 //!
 //! ```sh
-//! cargo run --release -p weir-actors --example word_count -- INPUT.txt OUTPUT_DIR
+//! cargo run --release --example word_count -- INPUT.txt OUTPUT_DIR
 //! ```
 //!
 //! Reads INPUT.txt line by line, splits words, keeps a running count per word in keyed state and
