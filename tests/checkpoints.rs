@@ -71,7 +71,12 @@ fn only_num_retained_checkpoints_are_kept() {
     assert!(state.completed_checkpoints >= 3, "{state:?}");
     let kept = chk_dirs(&job.checkpoint_dir, &state);
     let latest = state.latest_completed.unwrap().id.0;
-    assert_eq!(kept, vec![latest - 1, latest]);
+    // The two newest *completed* checkpoints: ids need not be consecutive (a periodic
+    // checkpoint pending when the final one is triggered is subsumed by it, as in a run that
+    // kept [17, 19]).
+    assert_eq!(kept.len(), 2, "{kept:?}");
+    assert_eq!(kept[1], latest, "{kept:?}");
+    assert!(kept[0] < latest, "{kept:?}");
 }
 
 #[test]
