@@ -20,13 +20,14 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use actix::prelude::*;
 use tokio::sync::watch;
 use tracing::{error, info, warn};
-use weir::checkpoint::lifecycle::{CompletedCheckpoint, JobAction, JobCheckpoints, Now};
+use weir::checkpoint::lifecycle::{CompletedCheckpoint, Fallback, JobAction, JobCheckpoints, Now};
 use weir::checkpoint::restore::{plan_restore, read_restored_state};
 use weir::checkpoint::retention::discard_on_termination;
 use weir::checkpoint::stats::CheckpointStats;
 use weir::checkpoint::storage::{load_snapshot, CheckpointStorage, SnapshotLocation};
 use weir::config::ClaimMode;
 use weir::element::CheckpointKind;
+use weir::failure::FailureCause;
 use weir::graph::JobGraph;
 use weir::ids::JobId;
 use weir::plan::PhysicalPlan;
@@ -221,7 +222,12 @@ impl JobManager {
         };
         ctx.wait(fut.into_actor(self).map(|result, act, ctx| match result {
             Ok(restored) => act.start_tasks(restored, ctx),
-            Err(e) => act.on_failure(format!("reading restored state failed: {e}"), ctx),
+            Err(e) => match e.cause() {
+                FailureCause::DamagedState => act.on_damaged_state(e.to_string(), ctx),
+                FailureCause::Recoverable => {
+                    act.on_failure(format!("reading restored state failed: {e}"), ctx)
+                }
+            },
         }));
     }
 
@@ -367,6 +373,46 @@ impl JobManager {
         let now = self.now();
         let actions = self.checkpoints.stop_attempt(self.state.status, now);
         self.execute(actions, ctx);
+    }
+
+    /// The state this attempt restores is unusable: retrying it cannot heal, whatever the
+    /// restart strategy says. A retained checkpoint gives way to the next older one that
+    /// verifies; a snapshot the user asked for (`-s`), or running out of older checkpoints,
+    /// fails the job with `reason`.
+    fn on_damaged_state(&mut self, reason: String, ctx: &mut Context<Self>) {
+        if self.state.status.is_terminal() {
+            return;
+        }
+        self.stop_tasks(ctx);
+        self.state.failure = Some(reason.clone());
+        match self.checkpoints.restore_point_damaged(&reason) {
+            Fallback::Older { id, location } => {
+                warn!(job_id = %self.job_id, checkpoint_id = id.0, path = %location.external_path(), skipped_because = %reason, "falling back to an older retained checkpoint");
+                self.state.restarts += 1;
+                self.set_status(JobStatus::Restarting);
+                let fut = async move { location.read_metadata().await.map(|m| (location, m)) };
+                ctx.wait(
+                    fut.into_actor(self)
+                        .map(move |result, act, ctx| match result {
+                            Ok((location, metadata)) => {
+                                let now = act.now();
+                                act.checkpoints.fell_back(location, metadata, now);
+                                act.deploy(ctx);
+                            }
+                            Err(e) => act.on_damaged_state(format!("checkpoint {id}: {e}"), ctx),
+                        }),
+                );
+            }
+            Fallback::Exhausted { requested } => {
+                let why = if requested {
+                    "the snapshot given to restore from is damaged; it is not retried"
+                } else {
+                    "damaged state is not retried, and no older retained checkpoint is left to \
+                     fall back to"
+                };
+                self.terminate(JobStatus::Failed, Some(format!("{reason} ({why})")), ctx)
+            }
+        }
     }
 
     fn on_failure(&mut self, reason: String, ctx: &mut Context<Self>) {

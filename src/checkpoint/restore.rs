@@ -12,12 +12,12 @@ use std::sync::Arc;
 use crate::checkpoint::metadata::{CheckpointMetadata, StateHandle};
 use crate::checkpoint::storage::{SnapshotLocation, StateReadError};
 use crate::failure::FailureCause;
-use crate::state::StateError;
-use opendal::ErrorKind;
 use crate::graph::JobGraph;
 use crate::state::key_group::range_for_subtask;
 use crate::state::operator_state::OperatorStateStore;
+use crate::state::StateError;
 use crate::vertex::RestoredState;
+use opendal::ErrorKind;
 
 /// Handles one new subtask restores from.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -127,9 +127,12 @@ pub enum Fallback {
         id: CheckpointId,
         location: SnapshotLocation,
     },
-    /// Nothing to fall back to: the snapshot was given explicitly, or no older retained
-    /// checkpoint is left. The job fails.
-    Exhausted,
+    /// Nothing to fall back to: the job fails.
+    Exhausted {
+        /// The damaged snapshot is the one the user asked for (`-s`), which is never replaced
+        /// silently; otherwise no older retained checkpoint is left.
+        requested: bool,
+    },
 }
 
 /// Everything about one triggered checkpoint, from its trigger until it ends.
@@ -255,11 +258,11 @@ impl<R> JobCheckpoints<R> {
     /// user asked for is never replaced.
     pub fn restore_point_damaged(&mut self, reason: &str) -> Fallback {
         let Some(point) = self.latest.as_ref() else {
-            return Fallback::Exhausted;
+            return Fallback::Exhausted { requested: false };
         };
         let damaged = point.metadata.checkpoint_id;
         if point.source == RestoreSource::Requested {
-            return Fallback::Exhausted;
+            return Fallback::Exhausted { requested: true };
         }
         self.coordinator.forget_retained(damaged);
         let older = self
@@ -275,13 +278,18 @@ impl<R> JobCheckpoints<R> {
                 id,
                 location: self.storage.checkpoint_location(id),
             },
-            None => Fallback::Exhausted,
+            None => Fallback::Exhausted { requested: false },
         }
     }
 
     /// The job restores from the older checkpoint `metadata` at `location` (a
     /// [`Fallback::Older`]) from now on; the statistics show it as restored.
-    pub fn fell_back(&mut self, location: SnapshotLocation, metadata: CheckpointMetadata, now: Now) {
+    pub fn fell_back(
+        &mut self,
+        location: SnapshotLocation,
+        metadata: CheckpointMetadata,
+        now: Now,
+    ) {
         self.stats.on_restore(RestoredCheckpointStats {
             id: metadata.checkpoint_id,
             restore_timestamp_ms: now.wall_ms,

@@ -34,11 +34,15 @@ fn memory(what: &str) -> String {
 /// source (p=1) -> key-by -> count (p=2) -> sink (p=2, chained to count): subtasks (0,0),
 /// (1,0), (1,1); interval 100 ms, timeout 1 s, one retained checkpoint.
 fn graph(savepoint_dir: Option<String>) -> JobGraph {
+    graph_retaining(savepoint_dir, 1)
+}
+
+fn graph_retaining(savepoint_dir: Option<String>, num_retained: u32) -> JobGraph {
     let env = StreamEnvironment::new("lifecycle");
     env.set_checkpoint_config(CheckpointConfig {
         interval: Some(Duration::from_millis(100)),
         timeout: Duration::from_secs(1),
-        num_retained: 1,
+        num_retained,
         storage: StorageConfig::FileSystem {
             dir: memory("checkpoints"),
         },
@@ -554,4 +558,65 @@ fn a_claimed_snapshot_is_disposed_once_a_checkpoint_subsumes_it_and_a_restored_o
         });
         assert_eq!(disposed, claim);
     }
+}
+
+#[test]
+fn a_damaged_snapshot_given_with_s_is_never_replaced() {
+    let g = graph(None);
+    let mut l = lifecycle(&g);
+    let storage = CheckpointStorage::new(&g.config.checkpoint, job()).unwrap();
+    l.restored(
+        storage.checkpoint_location(CheckpointId(7)),
+        restored_metadata(7),
+        false,
+        at(0),
+    );
+    assert!(matches!(
+        l.restore_point_damaged("state file truncated"),
+        Fallback::Exhausted { requested: true }
+    ));
+}
+
+#[test]
+fn a_damaged_latest_checkpoint_falls_back_to_older_retained_ones_in_turn() {
+    let g = graph_retaining(None, 3);
+    let mut l = running(&g);
+    for tick in [100, 200, 300] {
+        let id = barrier(&l.on_tick(at(tick))).id;
+        complete(&mut l, id, at(tick + 10));
+    }
+    assert_eq!(
+        l.retained(),
+        vec![CheckpointId(1), CheckpointId(2), CheckpointId(3)]
+    );
+    let Fallback::Older { id, location } = l.restore_point_damaged("chk-3 truncated") else {
+        panic!("expected a fallback")
+    };
+    assert_eq!(id, CheckpointId(2));
+    assert!(location.external_path().ends_with("chk-2"));
+    assert_eq!(
+        l.retained(),
+        vec![CheckpointId(1), CheckpointId(2)],
+        "the damaged one is no longer retained, so retention never deletes it"
+    );
+    l.fell_back(location, restored_metadata(2), at(400));
+    assert_eq!(
+        l.restore_point().unwrap().metadata.checkpoint_id,
+        CheckpointId(2)
+    );
+    assert_eq!(l.counts().restored, 1);
+    let restored = l.stats().latest_restored.unwrap();
+    assert_eq!(restored.id, CheckpointId(2));
+    assert!(restored.external_path.ends_with("chk-2"));
+
+    let Fallback::Older { id, location } = l.restore_point_damaged("chk-2 corrupt") else {
+        panic!("expected a fallback")
+    };
+    assert_eq!(id, CheckpointId(1));
+    l.fell_back(location, restored_metadata(1), at(500));
+    assert!(matches!(
+        l.restore_point_damaged("chk-1 missing"),
+        Fallback::Exhausted { requested: false }
+    ));
+    assert!(l.retained().is_empty());
 }
