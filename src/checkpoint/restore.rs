@@ -136,7 +136,7 @@ pub enum RestoreReadError {
     EmptyState {
         uid: String,
         #[source]
-        source: StateError,
+        source: Box<StateError>,
     },
 }
 
@@ -238,6 +238,6 @@ fn empty_operator_state(uid: &str) -> Result<Arc<Vec<u8>>, RestoreReadError> {
         .map(Arc::new)
         .map_err(|source| RestoreReadError::EmptyState {
             uid: uid.to_string(),
-            source,
+            source: Box::new(source),
         })
 }
