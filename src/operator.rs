@@ -59,9 +59,10 @@ pub struct SubtaskInfo {
     pub index: u32,
     pub parallelism: u32,
     pub max_parallelism: u32,
-    /// The job was started from a snapshot: state (possibly empty for this subtask) was
-    /// restored, so a source must not start from its beginning.
-    pub restored: bool,
+    /// The checkpoint or savepoint the job was started (or restarted) from: state, possibly
+    /// empty for this subtask, was restored, so a source must not start from its beginning,
+    /// and a two-phase-commit sink knows which of its commits came later.
+    pub restored: Option<CheckpointId>,
 }
 
 /// What a source did on one poll.

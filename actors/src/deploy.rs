@@ -12,7 +12,7 @@ use actix::prelude::*;
 use weir::chain::{Chain, ChainMember};
 use weir::checkpoint::storage::CheckpointStorage;
 use weir::graph::JobGraph;
-use weir::ids::{JobId, TaskId};
+use weir::ids::{CheckpointId, JobId, TaskId};
 use weir::operator::SubtaskInfo;
 use weir::plan::{output_edge, PhysicalPlan};
 use weir::vertex::RestoredState;
@@ -37,8 +37,8 @@ pub(crate) struct Deployment<'a> {
     pub storage: &'a CheckpointStorage,
     pub locations: &'a LocationRegistry,
     pub manager: Recipient<TaskEvent>,
-    /// Whether the attempt restores state (operators may start differently then).
-    pub restoring: bool,
+    /// The snapshot the attempt restores (operators start differently then).
+    pub restored_from: Option<CheckpointId>,
 }
 
 impl Deployment<'_> {
@@ -67,7 +67,7 @@ impl Deployment<'_> {
                     index: i,
                     parallelism: vertex.parallelism,
                     max_parallelism: vertex.max_parallelism,
-                    restored: self.restoring,
+                    restored: self.restored_from,
                 }
             };
             // The tail's edges leave the subtask: one channel per receiving subtask.

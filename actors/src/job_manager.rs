@@ -244,7 +244,10 @@ impl JobManager {
             storage: &self.storage,
             locations: &self.locations,
             manager: ctx.address().recipient::<TaskEvent>(),
-            restoring: self.checkpoints.restore_point().is_some(),
+            restored_from: self
+                .checkpoints
+                .restore_point()
+                .map(|p| p.metadata.checkpoint_id),
         };
         let (tasks, inits) = match deployment.start(&self.arbiters, &mut restored) {
             Ok(started) => started,

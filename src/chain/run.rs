@@ -204,7 +204,7 @@ mod tests {
             index: 0,
             parallelism: 1,
             max_parallelism: 128,
-            restored: false,
+            restored: None,
         }
     }
 

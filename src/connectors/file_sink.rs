@@ -4,10 +4,15 @@
 //! Each subtask appends to a hidden in-progress file `.part-<uid>-<subtask>-<seq>-<rand>.inprogress`.
 //! At a barrier (`pre_commit`) the file is flushed, synced and renamed to `.….pending`; the
 //! pending names are operator state. When the checkpoint completes (`commit`) pending files
-//! become `part-….jsonl`. On restore, the pending files the restored checkpoint lists are
-//! committed (renaming is idempotent) and every other in-progress or pending file of the subtask
-//! — written after that checkpoint — is deleted. Readers see only committed files, so the
-//! committed output is exactly once. Intermediate savepoints commit nothing (Flink's rule).
+//! become `part-…-chk-<n>.jsonl`, `<n>` the checkpoint whose barrier closed them. On restore
+//! from checkpoint `r`, the pending files the restored checkpoint lists are committed (renaming
+//! is idempotent), every other in-progress or pending file of the subtask — written after that
+//! checkpoint — is deleted, and so is every committed file of a checkpoint after `r`: its
+//! records come again from the rewound sources. That last step is what keeps the output
+//! exactly once when a job restores an older checkpoint than its latest (a damaged latest
+//! checkpoint, or a user restoring an earlier savepoint): the output is what a run from `r`
+//! produces, never a duplicate. Readers see only committed files. Intermediate savepoints commit
+//! nothing (Flink's rule).
 //!
 //! The file writes are buffered (64 KiB) local-file writes on the subtask's thread.
 
@@ -26,6 +31,8 @@ use crate::state::operator_state::{OperatorListState, OperatorStateStore};
 const IN_PROGRESS: &str = ".inprogress";
 const PENDING: &str = ".pending";
 const COMMITTED: &str = ".jsonl";
+/// Between a committed file's base name and its checkpoint id.
+const CHECKPOINT_MARK: &str = "-chk-";
 
 /// A file staged for a checkpoint, waiting for its completion.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -65,11 +72,15 @@ impl<T> ExactlyOnceFileSink<T> {
     }
 
     fn path(&self, base: &str, suffix: &str) -> PathBuf {
-        if suffix == COMMITTED {
-            self.dir.join(format!("{base}{suffix}"))
-        } else {
-            self.dir.join(format!(".{base}{suffix}"))
-        }
+        self.dir.join(format!(".{base}{suffix}"))
+    }
+
+    /// Where a staged file is visible once committed: its checkpoint is part of the name.
+    fn committed_path(&self, staged: &Staged) -> PathBuf {
+        self.dir.join(format!(
+            "{}{CHECKPOINT_MARK}{}{COMMITTED}",
+            staged.base, staged.checkpoint
+        ))
     }
 
     fn io(&self, what: &str, path: &Path, e: std::io::Error) -> OperatorError {
@@ -77,14 +88,45 @@ impl<T> ExactlyOnceFileSink<T> {
     }
 
     /// Makes a staged file visible; a file already committed is left as it is.
-    fn commit_file(&self, base: &str) -> Result<(), OperatorError> {
-        let pending = self.path(base, PENDING);
-        let committed = self.path(base, COMMITTED);
+    fn commit_file(&self, staged: &Staged) -> Result<(), OperatorError> {
+        let pending = self.path(&staged.base, PENDING);
+        let committed = self.committed_path(staged);
         match fs::rename(&pending, &committed) {
             Ok(()) => Ok(()),
             Err(_) if committed.exists() => Ok(()),
             Err(e) => Err(self.io("commit", &pending, e)),
         }
+    }
+
+    /// Deletes the committed files of checkpoints after `restored_from` written by this
+    /// subtask, or by a subtask index the job no longer has that maps to this one (`j % p`).
+    fn roll_back_commits_after(
+        &self,
+        restored_from: CheckpointId,
+        info: &SubtaskInfo,
+    ) -> Result<(), OperatorError> {
+        let prefix = format!("part-{}-", info.uid);
+        let entries = fs::read_dir(&self.dir).map_err(|e| self.io("list", &self.dir, e))?;
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Some(rest) = name.strip_prefix(&prefix) else {
+                continue;
+            };
+            let Some((index, checkpoint)) = committed_file_origin(rest) else {
+                continue;
+            };
+            let mine = index == info.index
+                || (index >= info.parallelism && index % info.parallelism == info.index);
+            if mine && checkpoint > restored_from.0 {
+                tracing::info!(uid = %info.uid, subtask = info.index, checkpoint_id = restored_from.0, file = %name, "rolling back output committed after the restored checkpoint");
+                match fs::remove_file(entry.path()) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(self.io("delete", &entry.path(), e)),
+                }
+            }
+        }
+        Ok(())
     }
 
     fn sync_dir(&self) -> Result<(), OperatorError> {
@@ -105,7 +147,10 @@ impl<T: Serialize + Send + 'static> Sink<T> for ExactlyOnceFileSink<T> {
         let handle = state.list::<Staged>("staged")?;
         let restored = handle.get(state);
         for s in &restored {
-            self.commit_file(&s.base)?;
+            self.commit_file(s)?;
+        }
+        if let Some(restored_from) = info.restored {
+            self.roll_back_commits_after(restored_from, info)?;
         }
         // Everything else this subtask left behind was written after the restored checkpoint.
         let hidden = format!(".{}", self.prefix);
@@ -184,12 +229,124 @@ impl<T: Serialize + Send + 'static> Sink<T> for ExactlyOnceFileSink<T> {
             .partition(|s| s.checkpoint <= checkpoint.0);
         self.staged = later;
         for s in &ready {
-            self.commit_file(&s.base)?;
+            self.commit_file(s)?;
         }
         if !ready.is_empty() {
             self.sync_dir()?;
         }
         Ok(())
+    }
+}
+
+/// The subtask index and checkpoint of a committed file, from its name after `part-<uid>-`
+/// (`<index>-<seq>-<rand>-chk-<n>.jsonl`).
+fn committed_file_origin(rest: &str) -> Option<(u32, u64)> {
+    let stem = rest.strip_suffix(COMMITTED)?;
+    let (file, checkpoint) = stem.rsplit_once(CHECKPOINT_MARK)?;
+    // `<index>-<seq>-<rand>`, nothing more: a sink whose uid extends this one's (`out-2` next
+    // to `out`) does not match.
+    let mut parts = file.split('-');
+    let (index, seq, rand) = (parts.next()?, parts.next()?, parts.next()?);
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if parts.next().is_some() || !digits(seq) || !rand.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    Some((index.parse().ok()?, checkpoint.parse().ok()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(index: u32, parallelism: u32, restored: Option<u64>) -> SubtaskInfo {
+        SubtaskInfo {
+            uid: "out".into(),
+            index,
+            parallelism,
+            max_parallelism: 128,
+            restored: restored.map(CheckpointId),
+        }
+    }
+
+    fn touch(dir: &Path, name: &str) {
+        fs::write(dir.join(name), "{}\n").unwrap();
+    }
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn committed_files_name_their_subtask_and_checkpoint() {
+        assert_eq!(
+            committed_file_origin("1-000003-0a1b2c3d-chk-12.jsonl"),
+            Some((1, 12))
+        );
+        assert_eq!(
+            committed_file_origin("2-0-000001-0a1b2c3d-chk-5.jsonl"),
+            None
+        );
+        assert_eq!(committed_file_origin("1-000003-0a1b2c3d.jsonl"), None);
+        assert_eq!(committed_file_origin("1-000003-0a1b2c3d-chk-x.jsonl"), None);
+    }
+
+    #[test]
+    fn a_restore_rolls_back_what_this_subtask_committed_after_the_restored_checkpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        let kept = [
+            "part-out-0-000001-0a1b2c3d-chk-3.jsonl", // before the restored checkpoint
+            "part-out-0-000002-0a1b2c3d-chk-5.jsonl", // the restored checkpoint itself
+            "part-out-1-000004-0a1b2c3d-chk-9.jsonl", // another live subtask's
+            "part-out-2-0-000001-0a1b2c3d-chk-9.jsonl", // another sink's (uid `out-2`)
+            "part-out-0-000001-0a1b2c3d.jsonl",       // written before names had checkpoints
+        ];
+        let rolled_back = [
+            "part-out-0-000003-0a1b2c3d-chk-7.jsonl", // after it
+            "part-out-2-000009-0a1b2c3d-chk-6.jsonl", // index 2 is gone at p=2 and maps to 0
+        ];
+        for name in kept.iter().chain(&rolled_back) {
+            touch(dir.path(), name);
+        }
+        let mut sink = ExactlyOnceFileSink::<u64>::new(dir.path());
+        let mut state = OperatorStateStore::for_operator("out");
+        sink.open(&info(0, 2, Some(5)), &mut state).unwrap();
+        let mut expected: Vec<String> = kept.iter().map(|s| s.to_string()).collect();
+        expected.sort();
+        assert_eq!(names(dir.path()), expected);
+    }
+
+    #[test]
+    fn a_fresh_start_rolls_back_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        touch(dir.path(), "part-out-0-000003-0a1b2c3d-chk-7.jsonl");
+        let mut sink = ExactlyOnceFileSink::<u64>::new(dir.path());
+        let mut state = OperatorStateStore::for_operator("out");
+        sink.open(&info(0, 1, None), &mut state).unwrap();
+        assert_eq!(
+            names(dir.path()),
+            vec!["part-out-0-000003-0a1b2c3d-chk-7.jsonl"]
+        );
+    }
+
+    #[test]
+    fn a_committed_file_names_the_checkpoint_that_staged_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sink = ExactlyOnceFileSink::<u64>::new(dir.path());
+        let mut state = OperatorStateStore::for_operator("out");
+        sink.open(&info(0, 1, None), &mut state).unwrap();
+        sink.write(vec![1, 2]).unwrap();
+        sink.pre_commit(CheckpointId(4)).unwrap();
+        sink.commit(CheckpointId(4), CheckpointKind::PERIODIC)
+            .unwrap();
+        let names = names(dir.path());
+        assert_eq!(names.len(), 1, "{names:?}");
+        assert!(names[0].starts_with("part-out-0-000001-") && names[0].ends_with("-chk-4.jsonl"));
+        assert_eq!(committed_lines(dir.path()).unwrap(), vec!["1", "2"]);
     }
 }
 

@@ -48,7 +48,7 @@ impl Source<u64> for SequenceSource {
         state: &mut OperatorStateStore,
     ) -> Result<(), OperatorError> {
         let handle = state.list::<(u64, u64)>("ranges")?;
-        self.ranges = if info.restored {
+        self.ranges = if info.restored.is_some() {
             handle.get(state).into_iter().collect()
         } else {
             let len = u128::from(self.to - self.from);

@@ -208,7 +208,7 @@ mod tests {
             index,
             parallelism,
             max_parallelism: 128,
-            restored: false,
+            restored: None,
         }
     }
 
