@@ -254,6 +254,27 @@ fn committed_file_origin(rest: &str) -> Option<(u32, u64)> {
     Some((index.parse().ok()?, checkpoint.parse().ok()?))
 }
 
+/// The committed lines under `dir`, file by file in name order (for tests and tools).
+///
+/// # Errors
+/// Any I/O error reading the directory or a file.
+pub fn committed_lines(dir: impl AsRef<Path>) -> std::io::Result<Vec<String>> {
+    let mut files: Vec<PathBuf> = fs::read_dir(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("part-") && n.ends_with(COMMITTED))
+        })
+        .collect();
+    files.sort();
+    let mut lines = Vec::new();
+    for f in files {
+        lines.extend(fs::read_to_string(f)?.lines().map(str::to_owned));
+    }
+    Ok(lines)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -348,25 +369,4 @@ mod tests {
         assert!(names[0].starts_with("part-out-0-000001-") && names[0].ends_with("-chk-4.jsonl"));
         assert_eq!(committed_lines(dir.path()).unwrap(), vec!["1", "2"]);
     }
-}
-
-/// The committed lines under `dir`, file by file in name order (for tests and tools).
-///
-/// # Errors
-/// Any I/O error reading the directory or a file.
-pub fn committed_lines(dir: impl AsRef<Path>) -> std::io::Result<Vec<String>> {
-    let mut files: Vec<PathBuf> = fs::read_dir(dir)?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with("part-") && n.ends_with(COMMITTED))
-        })
-        .collect();
-    files.sort();
-    let mut lines = Vec::new();
-    for f in files {
-        lines.extend(fs::read_to_string(f)?.lines().map(str::to_owned));
-    }
-    Ok(lines)
 }
