@@ -157,6 +157,7 @@ impl StateReadError {
     pub fn cause(&self) -> FailureCause {
         match self {
             StateReadError::Missing { .. }
+            | StateReadError::NotAFile { .. }
             | StateReadError::SizeMismatch { .. }
             | StateReadError::ChecksumMismatch { .. }
             | StateReadError::UnsafePath { .. } => FailureCause::DamagedState,

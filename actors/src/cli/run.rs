@@ -193,6 +193,8 @@ async fn run_job(job: BuiltJob) -> Result<u8, CliError> {
         other => {
             let why = final_state.failure.clone().unwrap_or_default();
             say(&format!("Job {job_id} {}: {why}{last}", other.flink_name()));
+            // The cause on stderr too, as every error of the CLI, for whoever reads only that.
+            eprintln!("error: job {job_id} {}: {why}", other.flink_name());
             FAILURE
         }
     };

@@ -23,6 +23,11 @@ pub enum StateReadError {
     )]
     Missing { path: String },
     #[error(
+        "state file `{path}` is a directory, not a file: the snapshot was tampered with; restore \
+         from another checkpoint or savepoint"
+    )]
+    NotAFile { path: String },
+    #[error(
         "state file `{path}` has {actual} bytes but `_metadata` says {expected}: it is truncated \
          or was replaced; restore from another checkpoint or savepoint"
     )]
@@ -96,10 +101,17 @@ impl SnapshotLocation {
                 return Err(StateReadError::Missing { path })
             }
             Err(source) => {
+                // Some services (the local filesystem) report a directory in the file's place
+                // as an unexpected, even temporary, error: ask what is there.
+                if let Ok(meta) = self.backend.op.stat(&format!("{key}/")).await {
+                    if meta.is_dir() {
+                        return Err(StateReadError::NotAFile { path });
+                    }
+                }
                 return Err(StateReadError::Io {
                     path,
                     source: Box::new(source),
-                })
+                });
             }
         };
         if bytes.len() as u64 != size {
