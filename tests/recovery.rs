@@ -168,6 +168,9 @@ fn listing(dir: &Path) -> Vec<(PathBuf, u64)> {
     all
 }
 
+/// Something done to a state file.
+type Damage = dyn Fn(&Path);
+
 #[test]
 fn every_kind_of_damage_to_a_state_file_fails_weir_run_s_fast_naming_the_file() {
     let dir = tempfile::tempdir().unwrap();
@@ -216,7 +219,7 @@ fn every_kind_of_damage_to_a_state_file_fails_weir_run_s_fast_naming_the_file() 
         .pop()
         .expect("a keyed state file");
     let original = std::fs::read(&keyed).unwrap();
-    let damages: [(&str, &dyn Fn(&Path)); 5] = [
+    let damages: [(&str, &Damage); 5] = [
         ("truncated", &|p| {
             std::fs::write(p, &original[..original.len() / 2]).unwrap()
         }),
