@@ -169,7 +169,7 @@ fn listing(dir: &Path) -> Vec<(PathBuf, u64)> {
 }
 
 /// Something done to a state file.
-type Damage = dyn Fn(&Path);
+type Damage<'a> = dyn Fn(&Path) + 'a;
 
 #[test]
 fn every_kind_of_damage_to_a_state_file_fails_weir_run_s_fast_naming_the_file() {
