@@ -13,6 +13,9 @@
 //!   ([`StateReadError`]).
 //! - [`listing`]: offline inspection of a directory ([`list_snapshots`], `weir checkpoints DIR`).
 //! - [`error`]: [`StorageError`], which names the location every failure is about.
+//! - [`faults`]: a testing tool: an opendal layer injecting write, read and delete errors, torn
+//!   writes, latency and a full disk, attached to the storage of a directory by
+//!   [`faults::install`].
 //!
 //! How it is used: the job manager builds a [`CheckpointStorage`] from the job's
 //! `CheckpointConfig`; for each checkpoint it hands the subtasks a [`SnapshotLocation`], they
@@ -23,6 +26,7 @@
 pub mod commit;
 pub mod discard;
 pub mod error;
+pub mod faults;
 pub mod listing;
 pub mod location;
 pub mod read;
