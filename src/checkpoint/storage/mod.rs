@@ -7,7 +7,8 @@
 //!   ([`CheckpointStorage::write_state`]), then `_metadata`, written last and never overwritten
 //!   ([`CheckpointStorage::write_metadata`]).
 //! - [`discard`]: deleting snapshots, `_metadata` first: checkpoints no longer retained,
-//!   aborted ones, and savepoints a user disposes of ([`dispose_snapshot`]).
+//!   aborted ones, and savepoints a user disposes of ([`dispose_snapshot`]); sweeping the
+//!   leftovers of abandoned checkpoints ([`CheckpointStorage::discard_abandoned`]).
 //! - [`read`]: the restore side: [`load_snapshot`] opens a snapshot from the path a user gives,
 //!   [`SnapshotLocation::read_state`] reads a state handle back, checking its size and CRC-32
 //!   ([`StateReadError`]).
@@ -34,7 +35,7 @@ pub mod read;
 #[cfg(test)]
 mod test_support;
 
-pub use discard::dispose_snapshot;
+pub use discard::{dispose_snapshot, AbandonedSweep};
 pub use error::StorageError;
 pub use listing::{list_snapshots, SnapshotListing, SnapshotStatus};
 pub use location::{CheckpointStorage, SnapshotLocation};
@@ -60,6 +61,7 @@ mod tests {
         assert_send(storage.write_metadata(&loc, &md));
         assert_send(storage.discard_checkpoint(CheckpointId(1)));
         assert_send(storage.discard_incomplete(&loc));
+        assert_send(storage.discard_abandoned(|id| id.0 > 1));
         assert_send(loc.read_state(&handle));
         assert_send(loc.read_metadata());
         assert_send(load_snapshot("memory://x/y"));

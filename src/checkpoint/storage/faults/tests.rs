@@ -439,6 +439,7 @@ async fn a_completed_checkpoint_is_never_damaged_by_later_faults() {
             if !committed {
                 let _ = storage.discard_incomplete(&loc).await;
             }
+            let _ = storage.discard_abandoned(|c| c == id).await;
             let _ = storage.discard_checkpoint(CheckpointId(100)).await;
             assert!(
                 load_snapshot(&p1).await.is_err(),
