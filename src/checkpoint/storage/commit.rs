@@ -160,7 +160,12 @@ impl CheckpointStorage {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
+    use crate::checkpoint::storage::faults::{
+        self, Fault, FaultInjector, FaultKind, FaultPlan, FaultRule,
+    };
     use crate::checkpoint::storage::load_snapshot;
     use crate::checkpoint::storage::test_support::*;
 
@@ -285,6 +290,80 @@ mod tests {
         let (_, loaded) = load_snapshot(&path1).await.unwrap();
         assert_eq!(loaded, md1);
         assert_eq!(std::fs::read(&chk2).unwrap(), b"in the way");
+    }
+
+    #[tokio::test]
+    async fn a_metadata_write_that_fails_leaves_no_metadata() {
+        for root in [tmp().1, memory_root()] {
+            let injector = Arc::new(FaultInjector::new(FaultPlan::new(3)));
+            let _guard = faults::install(&root, Arc::clone(&injector)).unwrap();
+            let storage = CheckpointStorage::new(&fs_config(&root, 4), job()).unwrap();
+            for (id, rule) in [
+                (1, FaultRule::write_error().metadata().once()),
+                (2, FaultRule::disk_full().metadata().once()),
+            ] {
+                let loc = storage.checkpoint_location(CheckpointId(id));
+                let h = storage
+                    .write_state(&loc, "count-0-keyed", b"state of it".to_vec())
+                    .await
+                    .unwrap();
+                let md = metadata(id, CheckpointKind::PERIODIC, vec![h]);
+                let fault = rule.fault;
+                injector.arm(rule);
+                let e = storage.write_metadata(&loc, &md).await.unwrap_err();
+                assert!(matches!(e, StorageError::Io { .. }), "{root}: {e}");
+                let msg = e.to_string();
+                assert!(msg.contains("injected fault"), "{msg}");
+                assert!(msg.contains(&format!("chk-{id}/_metadata")), "{msg}");
+                if fault == Fault::DiskFull {
+                    assert!(msg.contains("disk full"), "{msg}");
+                }
+                assert!(!loc.is_complete().await.unwrap(), "{root}: {fault:?}");
+                let files = files_under(&loc.external_path()).await;
+                assert!(
+                    files.iter().all(|f| !f.starts_with("_metadata")),
+                    "{root}: {files:?}"
+                );
+                assert!(matches!(
+                    load_snapshot(&loc.external_path()).await,
+                    Err(StorageError::MetadataNotFound { .. })
+                ));
+                // The fault was the next `_metadata` write only: committing again works.
+                storage.write_metadata(&loc, &md).await.unwrap();
+                assert_eq!(load_snapshot(&loc.external_path()).await.unwrap().1, md);
+            }
+            let stats = injector.stats();
+            assert_eq!(stats.get(FaultKind::WriteError), 1, "{stats}");
+            assert_eq!(stats.get(FaultKind::DiskFull), 1, "{stats}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_torn_metadata_write_is_detected_on_load_and_the_last_checkpoint_stays_whole() {
+        for root in [tmp().1, memory_root()] {
+            let injector = Arc::new(FaultInjector::default());
+            let _guard = faults::install(&root, Arc::clone(&injector)).unwrap();
+            let storage = CheckpointStorage::new(&fs_config(&root, 4), job()).unwrap();
+            let (md1, p1) = checkpoint(&storage, 1, &[b"the last good one"]).await;
+
+            injector.arm(FaultRule::partial_write().metadata());
+            let loc = storage.checkpoint_location(CheckpointId(2));
+            let md2 = metadata(2, CheckpointKind::PERIODIC, vec![]);
+            // A torn write reports success: only reading `_metadata` back can tell.
+            let p2 = storage.write_metadata(&loc, &md2).await.unwrap();
+            let e = load_snapshot(&p2).await.unwrap_err();
+            assert!(matches!(e, StorageError::Metadata(_)), "{root}: {e}");
+            assert!(e.to_string().contains("truncated"), "{e}");
+            assert_eq!(injector.stats().get(FaultKind::PartialWrite), 1);
+
+            injector.disarm_all();
+            let (loc1, loaded) = load_snapshot(&p1).await.unwrap();
+            assert_eq!(loaded, md1);
+            assert_eq!(
+                read_all(&loc1, &loaded).await,
+                vec![b"the last good one".to_vec()]
+            );
+        }
     }
 
     #[tokio::test]

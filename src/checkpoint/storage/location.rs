@@ -13,6 +13,9 @@
 //! load through the same URI. Jobmanager storage is the memory store
 //! `memory://jobmanager-<job id>/`.
 //!
+//! A location in a directory that a test made faulty ([`faults::install`]) gets its backend
+//! wrapped in the fault layer; nothing else does.
+//!
 //! Local files go through an fs operator rooted at the filesystem root, not at the configured
 //! directory: building an fs operator creates its root, and opening a snapshot that does not
 //! exist must not create directories.
@@ -25,6 +28,7 @@ use opendal::Operator;
 
 use super::commit::InlinePolicy;
 use super::error::StorageError;
+use super::faults;
 use crate::checkpoint::options::{CheckpointConfig, StorageConfig};
 use crate::checkpoint::paths::{self, CheckpointPaths};
 use crate::ids::{CheckpointId, JobId};
@@ -53,9 +57,26 @@ impl Backend {
         }
     }
 
+    /// Which store this is, the same for every `Backend` of that store: `fs:<root>` or
+    /// `memory:<name>`.
+    pub(super) fn id(&self) -> String {
+        match &self.kind {
+            BackendKind::Fs { root } => Self::fs_id(root),
+            BackendKind::Memory { name } => Self::memory_id(name),
+        }
+    }
+
+    fn fs_id(root: &str) -> String {
+        format!("fs:{root}")
+    }
+
+    fn memory_id(name: &str) -> String {
+        format!("memory:{name}")
+    }
+
     /// Opens (once per process) the fs operator rooted at `root`.
     fn fs(root: String, uri: &str) -> Result<Self, StorageError> {
-        let op = shared_operator(&format!("fs:{root}"), || {
+        let op = shared_operator(&Self::fs_id(&root), || {
             Operator::new(opendal::services::Fs::default().root(&root))
         })
         .map_err(|source| StorageError::Open {
@@ -70,7 +91,7 @@ impl Backend {
 
     /// The process-wide memory store `name`, created empty on first use.
     fn memory(name: &str, uri: &str) -> Result<Self, StorageError> {
-        let op = shared_operator(&format!("memory:{name}"), || {
+        let op = shared_operator(&Self::memory_id(name), || {
             Operator::new(opendal::services::Memory::default())
         })
         .map_err(|source| StorageError::Open {
@@ -105,8 +126,15 @@ fn shared_operator(
     Ok(op)
 }
 
-/// The backend and the key inside it that a location string names.
+/// The backend and the key inside it that a location string names, with the fault layer
+/// when the location is in a directory a test made faulty ([`faults::install`]).
 pub(super) fn resolve(uri: &str) -> Result<(Backend, String), StorageError> {
+    let (backend, key) = resolve_raw(uri)?;
+    Ok((faults::registry::attach(backend, &key), key))
+}
+
+/// [`resolve`] without faults: the store exactly as it is.
+pub(super) fn resolve_raw(uri: &str) -> Result<(Backend, String), StorageError> {
     let invalid = |reason| StorageError::InvalidLocation {
         uri: uri.to_string(),
         reason,
@@ -223,7 +251,7 @@ impl CheckpointStorage {
                 let name = format!("jobmanager-{}", job_id.to_hex());
                 let uri = format!("memory://{name}/");
                 (
-                    Backend::memory(&name, &uri)?,
+                    faults::registry::attach(Backend::memory(&name, &uri)?, ""),
                     String::new(),
                     InlinePolicy::AlwaysInline {
                         max_state_size: *max_state_size,

@@ -7,12 +7,16 @@
 //!   ([`CheckpointStorage::write_state`]), then `_metadata`, written last and never overwritten
 //!   ([`CheckpointStorage::write_metadata`]).
 //! - [`discard`]: deleting snapshots, `_metadata` first: checkpoints no longer retained,
-//!   aborted ones, and savepoints a user disposes of ([`dispose_snapshot`]).
+//!   aborted ones, and savepoints a user disposes of ([`dispose_snapshot`]); sweeping the
+//!   leftovers of abandoned checkpoints ([`CheckpointStorage::discard_abandoned`]).
 //! - [`read`]: the restore side: [`load_snapshot`] opens a snapshot from the path a user gives,
 //!   [`SnapshotLocation::read_state`] reads a state handle back, checking its size and CRC-32
 //!   ([`StateReadError`]).
 //! - [`listing`]: offline inspection of a directory ([`list_snapshots`], `weir checkpoints DIR`).
 //! - [`error`]: [`StorageError`], which names the location every failure is about.
+//! - [`faults`]: a testing tool: an opendal layer injecting write, read and delete errors, torn
+//!   writes, latency and a full disk, attached to the storage of a directory by
+//!   [`faults::install`].
 //!
 //! How it is used: the job manager builds a [`CheckpointStorage`] from the job's
 //! `CheckpointConfig`; for each checkpoint it hands the subtasks a [`SnapshotLocation`], they
@@ -23,6 +27,7 @@
 pub mod commit;
 pub mod discard;
 pub mod error;
+pub mod faults;
 pub mod listing;
 pub mod location;
 pub mod read;
@@ -30,7 +35,7 @@ pub mod read;
 #[cfg(test)]
 mod test_support;
 
-pub use discard::dispose_snapshot;
+pub use discard::{dispose_snapshot, AbandonedSweep};
 pub use error::StorageError;
 pub use listing::{list_snapshots, SnapshotListing, SnapshotStatus};
 pub use location::{CheckpointStorage, SnapshotLocation};
@@ -56,6 +61,7 @@ mod tests {
         assert_send(storage.write_metadata(&loc, &md));
         assert_send(storage.discard_checkpoint(CheckpointId(1)));
         assert_send(storage.discard_incomplete(&loc));
+        assert_send(storage.discard_abandoned(|id| id.0 > 1));
         assert_send(loc.read_state(&handle));
         assert_send(loc.read_metadata());
         assert_send(load_snapshot("memory://x/y"));

@@ -1,9 +1,10 @@
 //! Helpers shared by the storage tests: configurations, committed checkpoints, and raw access
-//! to the bytes behind an external path (through the same backends the code uses).
+//! to the bytes behind an external path (through the same backends the code uses, never
+//! through the fault layer, so a test sees what is really stored).
 
 use opendal::ErrorKind;
 
-use super::location::resolve;
+use super::location::resolve_raw as resolve;
 // What every storage test uses, so that `use test_support::*` is all a test module needs.
 pub(super) use super::{CheckpointStorage, SnapshotLocation};
 pub(super) use crate::checkpoint::metadata::{
