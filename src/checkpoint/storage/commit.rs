@@ -68,6 +68,7 @@ impl CheckpointStorage {
                     .if_not_exists(true)
                     .await
                     .map_err(|source| loc.io("write state file", &key, source))?;
+                loc.verify_size(&key, size).await?;
                 Ok(StateHandle::File {
                     path: name,
                     size,
@@ -119,11 +120,13 @@ impl CheckpointStorage {
         }
         if op.info().capability().rename {
             let tmp = paths::metadata_temp_path(&loc.dir);
+            let size = bytes.len() as u64;
             op.write_with(&tmp, bytes)
                 .if_not_exists(true)
                 .await
                 .map_err(|source| loc.io("write", &tmp, source))?;
             let committed = async {
+                loc.verify_size(&tmp, size).await?;
                 if loc.exists(&key).await? {
                     return Err(StorageError::AlreadyComplete {
                         path: loc.backend.external(&key),
@@ -142,6 +145,7 @@ impl CheckpointStorage {
             }
             committed?;
         } else {
+            let size = bytes.len() as u64;
             op.write_with(&key, bytes)
                 .if_not_exists(true)
                 .await
@@ -151,10 +155,40 @@ impl CheckpointStorage {
                     },
                     _ => loc.io("write", &key, source),
                 })?;
+            if let Err(e) = loc.verify_size(&key, size).await {
+                // Written by this call a moment ago and torn: never a completed snapshot.
+                if let Err(d) = op.delete(&key).await {
+                    tracing::warn!(path = %loc.backend.external(&key), error = %d,
+                        "could not remove a torn metadata file");
+                }
+                return Err(e);
+            }
         }
         tracing::debug!(path = %loc.external_path(), checkpoint = %md.checkpoint_id,
             "snapshot committed");
         Ok(loc.external_path())
+    }
+}
+
+impl SnapshotLocation {
+    /// Checks that `key` holds `size` bytes after a write that reported success: a write the
+    /// storage tore (a full disk, a failing device) fails the checkpoint now rather than the
+    /// restore that would read it later.
+    async fn verify_size(&self, key: &str, size: u64) -> Result<(), StorageError> {
+        let meta = self
+            .backend
+            .op
+            .stat(key)
+            .await
+            .map_err(|source| self.io("check the size of", key, source))?;
+        if meta.content_length() != size {
+            return Err(StorageError::ShortWrite {
+                path: self.backend.external(key),
+                written: size,
+                stored: meta.content_length(),
+            });
+        }
+        Ok(())
     }
 }
 
@@ -339,7 +373,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_torn_metadata_write_is_detected_on_load_and_the_last_checkpoint_stays_whole() {
+    async fn a_torn_metadata_write_fails_the_commit_and_the_last_checkpoint_stays_whole() {
         for root in [tmp().1, memory_root()] {
             let injector = Arc::new(FaultInjector::default());
             let _guard = faults::install(&root, Arc::clone(&injector)).unwrap();
@@ -349,11 +383,15 @@ mod tests {
             injector.arm(FaultRule::partial_write().metadata());
             let loc = storage.checkpoint_location(CheckpointId(2));
             let md2 = metadata(2, CheckpointKind::PERIODIC, vec![]);
-            // A torn write reports success: only reading `_metadata` back can tell.
-            let p2 = storage.write_metadata(&loc, &md2).await.unwrap();
-            let e = load_snapshot(&p2).await.unwrap_err();
-            assert!(matches!(e, StorageError::Metadata(_)), "{root}: {e}");
-            assert!(e.to_string().contains("truncated"), "{e}");
+            // A torn write reports success; the size check before the rename catches it, and
+            // no `_metadata` appears.
+            let e = storage.write_metadata(&loc, &md2).await.unwrap_err();
+            assert!(matches!(e, StorageError::ShortWrite { .. }), "{root}: {e}");
+            let e = load_snapshot(&loc.external_path()).await.unwrap_err();
+            assert!(
+                matches!(e, StorageError::MetadataNotFound { .. }),
+                "{root}: {e}"
+            );
             assert_eq!(injector.stats().get(FaultKind::PartialWrite), 1);
 
             injector.disarm_all();

@@ -69,6 +69,15 @@ pub enum StorageError {
     Metadata(#[from] MetadataError),
     #[error(transparent)]
     StateRead(#[from] StateReadError),
+    #[error(
+        "`{path}` holds {stored} bytes after {written} were written: the storage lost part of \
+         the write (a full disk or a failing device?)"
+    )]
+    ShortWrite {
+        path: String,
+        written: u64,
+        stored: u64,
+    },
     #[error("could not {action} `{path}`: {source}")]
     Io {
         action: &'static str,

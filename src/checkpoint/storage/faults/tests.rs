@@ -240,7 +240,21 @@ async fn a_directory_installed_below_the_configured_one_is_faulty_alone() {
     let e = storage.write_state(&chk2, "s", vec![1]).await.unwrap_err();
     assert!(e.to_string().contains("disk full"), "{e}");
     let chk3 = storage.checkpoint_location(CheckpointId(3));
-    storage.write_state(&chk3, "s", vec![1, 2]).await.unwrap();
+    let e = storage
+        .write_state(&chk3, "s", vec![1, 2])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            StorageError::ShortWrite {
+                written: 2,
+                stored: 1,
+                ..
+            }
+        ),
+        "{e}"
+    );
     assert_eq!(injector.stats().to_string(), "disk-full=1");
     assert_eq!(outer.stats().to_string(), "partial-write=1");
 }
@@ -329,19 +343,39 @@ async fn the_nth_write_whose_path_contains_a_text_fails() {
 }
 
 #[tokio::test]
-async fn a_torn_state_file_is_a_size_mismatch_on_the_verified_read() {
+async fn a_torn_state_file_fails_its_write_and_one_that_slipped_through_fails_the_read() {
     for root in [tmp().1, memory_root()] {
         let injector = Arc::new(FaultInjector::default());
         let _guard = install(&root, Arc::clone(&injector)).unwrap();
         let storage = CheckpointStorage::new(&fs_config(&root, 4), job()).unwrap();
         injector.arm(FaultRule::partial_write().in_dir("chk-1").once());
-        let (md, path) = checkpoint(&storage, 1, &[b"twelve bytes", b"more bytes"]).await;
+        let chk1 = storage.checkpoint_location(CheckpointId(1));
+        // The write reports success; the size check after it does not.
+        let e = storage
+            .write_state(&chk1, "s", b"twelve bytes".to_vec())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                e,
+                StorageError::ShortWrite {
+                    written: 12,
+                    stored: 6,
+                    ..
+                }
+            ),
+            "{root}: {e}"
+        );
         assert_eq!(injector.stats().get(FaultKind::PartialWrite), 1);
 
+        // A file torn later (or behind the storage's back) is caught by the verified read.
+        let (md, path) = checkpoint(&storage, 2, &[b"twelve bytes", b"more bytes"]).await;
         let (loc, loaded) = load_snapshot(&path).await.unwrap();
         assert_eq!(loaded, md);
         let mut handles = md.handles().map(|(_, _, h)| h);
         let torn = handles.next().unwrap();
+        let file = format!("{}/{}", loc.external_path(), file_name_of(torn));
+        put(&file, b"twelve".to_vec()).await;
         let e = loc.read_state(torn).await.unwrap_err();
         assert!(
             matches!(
@@ -355,7 +389,6 @@ async fn a_torn_state_file_is_a_size_mismatch_on_the_verified_read() {
             "{root}: {e}"
         );
         assert!(e.to_string().contains(file_name_of(torn)), "{e}");
-        // The write after the torn one was whole.
         assert_eq!(
             loc.read_state(handles.next().unwrap()).await.unwrap(),
             b"more bytes"
