@@ -8,7 +8,6 @@
 //! - [`stream`]: the typed API that builds a job; [`graph`] the validated job graph.
 //! - [`operator`]: the traits users implement (sources, operators, keyed functions, sinks);
 //!   [`functions`] closure adapters; [`vertex`] their executable, type-erased form.
-//! - [`chaining`]: which forward-connected operators run fused in one subtask; [`chain`] runs them.
 //! - [`partition`]: forward, rebalance, key-by and broadcast, with per-channel batching.
 //! - [`connectors`]: built-in sources and sinks.
 //! - [`jobfile`]: jobs described in YAML/TOML files, with JSON records and a registry of named operators.
@@ -28,6 +27,7 @@ pub mod connectors;
 pub mod element;
 pub mod format;
 pub mod functions;
+pub mod gate;
 pub mod graph;
 pub mod ids;
 pub mod jobfile;
