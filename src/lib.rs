@@ -14,6 +14,8 @@
 //! - [`ids`]: job, checkpoint and task identifiers.
 //! - [`element`]: what flows on a channel: record batches, barriers, end of input.
 //! - [`checkpoint`]: settings, the coordinator's decisions, barrier alignment, storage.
+//! - [`gate`]: a subtask's input side: arrival order, alignment, credit groups, end of input.
+//! - [`subtask`]: a subtask's lifecycle and its source's polling.
 //! - [`state`]: keyed state in key groups, operator state, snapshots.
 //! - [`restart`]: restart strategies.
 //! - [`status`]: job status (Flink's names).
@@ -37,4 +39,5 @@ pub mod restart;
 pub mod state;
 pub mod status;
 pub mod stream;
+pub mod subtask;
 pub mod vertex;
