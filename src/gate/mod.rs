@@ -178,7 +178,6 @@ impl<B> InputGate<B> {
 
     /// The next thing to do, or `None` when there is nothing to do until more arrives (or,
     /// with `output` [`OutputCredit::Exhausted`], until output credit comes back).
-    #[inline]
     pub fn next(&mut self, now: Instant, output: OutputCredit) -> Option<GateAction<B>> {
         loop {
             if let Some(decision) = self.decisions.pop_front() {
@@ -256,18 +255,14 @@ impl<B> InputGate<B> {
     /// Moves the held elements of every channel that is no longer blocked back to the front of
     /// the arrival queue, merged in arrival order.
     fn release(&mut self) {
-        let alignments = &self.alignments;
-        let releasable = |(c, input): &(usize, &InputChannel<B>)| {
-            !input.held.is_empty() && !alignments.is_blocked(*c)
-        };
-        if !self.channels.iter().enumerate().any(|e| releasable(&e)) {
-            return;
-        }
         let mut released: Vec<Arrival<B>> = Vec::new();
         for (c, input) in self.channels.iter_mut().enumerate() {
-            if !alignments.is_blocked(c) {
+            if !input.held.is_empty() && !self.alignments.is_blocked(c) {
                 released.extend(input.held.drain(..));
             }
+        }
+        if released.is_empty() {
+            return;
         }
         released.sort_by_key(|a| a.seq);
         for arrival in released.into_iter().rev() {

@@ -13,8 +13,8 @@
 //! channel after everything before it has been flushed.
 //!
 //! The subtask's [`SubtaskLifecycle`] says when the operators' `finish` runs and when to report
-//! `Finished`; a source's polling is in [`source`]; checkpoints (the synchronous part here,
-//! the upload on the I/O runtime) in [`snapshot`]; user code runs under [`guard`].
+//! `Finished`. A source's polling is in [`source`]; checkpoints (the synchronous part in the
+//! handler, the upload on the I/O runtime) in [`snapshot`]; user code runs under [`guard`].
 
 mod guard;
 mod snapshot;
@@ -179,10 +179,13 @@ impl Task {
     }
 
     /// Executes what the gate hands out until it has nothing more (or the subtask failed).
+    /// Everything decided while handling one message shares one `now` (one clock read per
+    /// message, none per step).
     fn drain(&mut self) {
+        let now = Instant::now();
         while self.lifecycle.is_live() {
             let output = self.output_credit();
-            let Some(action) = self.gate.next(Instant::now(), output) else {
+            let Some(action) = self.gate.next(now, output) else {
                 break;
             };
             match action {
