@@ -8,13 +8,16 @@
 //! - [`stream`]: the typed API that builds a job; [`graph`] the validated job graph.
 //! - [`operator`]: the traits users implement (sources, operators, keyed functions, sinks);
 //!   [`functions`] closure adapters; [`vertex`] their executable, type-erased form.
-//! - [`chain`]: which forward-connected operators run fused in one subtask, and running them.
+//! - [`chain`]: which forward-connected operators run fused in one subtask, and running them;
+//!   [`plan`]: the physical plan — every subtask and channel — as a serialisable value.
 //! - [`partition`]: forward, rebalance, key-by and broadcast, with per-channel batching.
 //! - [`connectors`]: built-in sources and sinks.
 //! - [`jobfile`]: jobs described in YAML/TOML files, with JSON records and a registry of named operators.
 //! - [`ids`]: job, checkpoint and task identifiers.
 //! - [`element`]: checkpoint barriers and the kinds of snapshot (checkpoint, savepoint).
 //! - [`checkpoint`]: settings, the coordinator's decisions, barrier alignment, storage.
+//! - [`gate`]: a subtask's input side: arrival order, alignment, credit groups, end of input.
+//! - [`subtask`]: a subtask's lifecycle and its source's polling.
 //! - [`state`]: keyed state in key groups, operator state, snapshots.
 //! - [`restart`]: restart strategies; [`failure`]: whether retrying can heal a failure.
 //! - [`status`]: job status (Flink's names).
@@ -28,6 +31,7 @@ pub mod element;
 pub mod failure;
 pub mod format;
 pub mod functions;
+pub mod gate;
 pub mod graph;
 pub mod ids;
 pub mod jobfile;
@@ -38,4 +42,5 @@ pub mod restart;
 pub mod state;
 pub mod status;
 pub mod stream;
+pub mod subtask;
 pub mod vertex;

@@ -1,0 +1,272 @@
+//! The input gate: everything a subtask decides about what arrives on its input channels.
+//!
+//! A subtask has N input channels, one per upstream sender, indexed `0..N`. Its runtime owns
+//! one [`InputGate`] and does three things with it:
+//!
+//! 1. On every arrival it calls [`InputGate::receive`]: the element is queued, in arrival order.
+//! 2. On [`CheckpointAborted`](InputGate::abort) it tells the gate.
+//! 3. After either, and whenever output credit comes back, it calls [`InputGate::next`] until it
+//!    returns `None`, and executes each [`GateAction`]: process a batch (then return the credit
+//!    it names), take a snapshot, decline a checkpoint, or end the subtask's input.
+//!
+//! The gate is pure: no actors, no clock (the caller passes `now`), no I/O; it is generic over
+//! the batch payload `B`.
+//!
+//! # The flow
+//!
+//! Elements wait in one arrival queue (`gate/channel.rs` explains the numbering). `next` looks
+//! at the front:
+//!
+//! - A **batch** needs [`OutputCredit::Available`]; without it `next` returns `None` and the
+//!   batch stays at the front, and so does everything behind it: the gate never reorders to get
+//!   around back-pressure. With it, the batch is handed out as [`GateAction::Process`] and
+//!   counted towards its channel's credit group (`gate/credit.rs`).
+//! - A **barrier** goes to the aligner of its kind (`gate/alignment.rs`); an **end of input**
+//!   to every aligner, and once every channel has ended the gate hands out
+//!   [`GateAction::InputsEnded`], once ([`GateState`]).
+//! - Any element of a channel an aligner **blocks** moves to that channel's held buffer
+//!   instead, unprocessed and uncounted, so its sender stalls after W batches. When the
+//!   alignment completes or is given up, the held elements of every released channel go back
+//!   to the front, merged in arrival order.
+//!
+//! What a barrier, an end of input or an abort decides (snapshot, decline) is queued and handed
+//! out before any further element, in the order the aligner reports it: declines first, then
+//! the snapshot.
+//!
+//! [`AlignmentMode`] says how barriers are treated: aligned (exactly-once) or tracked
+//! (at-least-once, with savepoints still aligned).
+//!
+//! # Unaligned checkpoints (to come)
+//!
+//! Flink's unaligned checkpoints (exactly-once only, one pending checkpoint at a time) will be
+//! a third [`AlignmentMode`], `Unaligned`, on this gate; the aligned modes stay as they are.
+//!
+//! - **The first barrier triggers.** In `Unaligned` mode `receive` treats a barrier as a
+//!   priority element: the first barrier of checkpoint `n`, on any channel, does not queue
+//!   behind the batches already received; it queues a `Snapshot` decision, so the next
+//!   [`GateAction`] is the snapshot (taken and forwarded at once). No channel is ever blocked.
+//! - **The overtaken records are channel state.** For each channel, the batches received
+//!   before its barrier `n` and not processed at the snapshot are persisted with it:
+//!   [`InputGate::held_before_barrier`] gives those already in the gate (for the channel that
+//!   delivered the barrier, the batches queued ahead of it; for the others, all queued ones).
+//!   Channels whose barrier `n` has not arrived yet keep being recorded as their batches
+//!   arrive, until it does; the recording is handed out as a new action, `ChannelState {
+//!   channel, batches }` (with `B` then able to encode itself). Those batches are still handed
+//!   out for processing as usual, so credits flow as they do now.
+//! - **The aligner tracks without blocking.** Alignment then means: complete on the first
+//!   barrier, keep counting the other channels' barriers (and ends of input) only to know when
+//!   the recording stops, and subsume or abort as today.
+//! - **Restore replays first.** A `restore(channel, batches)` call before the first `receive`
+//!   queues the persisted batches of each channel ahead of everything, so they are processed
+//!   before any live element, in their channel's order.
+
+mod action;
+mod alignment;
+mod channel;
+mod credit;
+mod element;
+mod error;
+mod mode;
+mod state;
+
+#[cfg(test)]
+mod simulation;
+#[cfg(test)]
+mod tests;
+
+use std::collections::VecDeque;
+use std::time::Instant;
+
+pub use action::{DeclineReason, GateAction};
+pub use credit::{credit_group, CreditReturn, OutputCredit};
+pub use element::ChannelElement;
+pub use error::GateError;
+pub use mode::AlignmentMode;
+pub use state::GateState;
+
+use crate::ids::CheckpointId;
+use action::Decision;
+use alignment::Alignments;
+use channel::{Arrival, InputChannel};
+
+/// A subtask's input side: arrival order, alignment, held elements of blocked channels, credit
+/// groups and the end of input. See the module docs.
+#[derive(Debug)]
+pub struct InputGate<B> {
+    mode: AlignmentMode,
+    channels: Vec<InputChannel<B>>,
+    /// Received elements not handed out (nor held), in arrival order.
+    arrivals: VecDeque<Arrival<B>>,
+    /// The arrival number of the last received element.
+    last_seq: u64,
+    alignments: Alignments,
+    /// Decisions not handed out yet; they go before any element.
+    decisions: VecDeque<Decision>,
+    /// Credits are returned in groups of this many batches.
+    credit_group: u32,
+    state: GateState,
+}
+
+impl<B> InputGate<B> {
+    /// A gate for `channels` input channels whose senders have a window of `credit_window`
+    /// batches each.
+    pub fn new(mode: AlignmentMode, channels: usize, credit_window: u32) -> Self {
+        Self {
+            mode,
+            channels: (0..channels).map(|_| InputChannel::default()).collect(),
+            arrivals: VecDeque::new(),
+            last_seq: 0,
+            alignments: Alignments::new(mode, channels),
+            decisions: VecDeque::new(),
+            credit_group: credit_group(credit_window),
+            state: GateState::Receiving,
+        }
+    }
+
+    pub fn mode(&self) -> AlignmentMode {
+        self.mode
+    }
+
+    pub fn num_channels(&self) -> usize {
+        self.channels.len()
+    }
+
+    pub fn state(&self) -> GateState {
+        self.state
+    }
+
+    /// True while an aligner blocks `channel` (its elements are held). False for an unknown
+    /// channel.
+    pub fn is_blocked(&self, channel: usize) -> bool {
+        self.alignments.is_blocked(channel)
+    }
+
+    /// The checkpoint being aligned or tracked here, if any (a savepoint being aligned in an
+    /// at-least-once job first).
+    pub fn pending_checkpoint(&self) -> Option<CheckpointId> {
+        self.alignments.pending()
+    }
+
+    /// Batches of `channel` handed out and not yet returned as credit.
+    pub fn owed_credit(&self, channel: usize) -> u32 {
+        self.channels.get(channel).map_or(0, |c| c.credit.owed())
+    }
+
+    /// Queues `element`, arrived on `channel`. Nothing is decided until [`Self::next`].
+    #[inline]
+    pub fn receive(&mut self, channel: usize, element: ChannelElement<B>) -> Result<(), GateError> {
+        let channels = self.channels.len();
+        let Some(input) = self.channels.get_mut(channel) else {
+            return Err(GateError::UnknownChannel { channel, channels });
+        };
+        input.receive(channel, &element)?;
+        self.last_seq += 1;
+        self.arrivals.push_back(Arrival {
+            seq: self.last_seq,
+            channel,
+            element,
+        });
+        Ok(())
+    }
+
+    /// The coordinator aborted checkpoint `id`: an alignment of it is given up and its
+    /// channels are released; its barriers are ignored from now on.
+    pub fn abort(&mut self, id: CheckpointId, now: Instant) {
+        self.alignments.on_abort(id, now, &mut self.decisions);
+        self.release();
+    }
+
+    /// The next thing to do, or `None` when there is nothing to do until more arrives (or,
+    /// with `output` [`OutputCredit::Exhausted`], until output credit comes back).
+    pub fn next(&mut self, now: Instant, output: OutputCredit) -> Option<GateAction<B>> {
+        loop {
+            if let Some(decision) = self.decisions.pop_front() {
+                return Some(decision.into());
+            }
+            let front = self.arrivals.front()?;
+            if output == OutputCredit::Exhausted && front.element.is_batch() {
+                return None;
+            }
+            let arrival = self.arrivals.pop_front()?;
+            let channel = arrival.channel;
+            if self.alignments.is_blocked(channel) {
+                if let Some(input) = self.channels.get_mut(channel) {
+                    input.held.push_back(arrival);
+                }
+                continue;
+            }
+            match arrival.element {
+                ChannelElement::Batch(batch) => {
+                    let credit = self
+                        .channels
+                        .get_mut(channel)
+                        .and_then(|input| input.credit.count(self.credit_group))
+                        .map(|batches| CreditReturn { channel, batches });
+                    return Some(GateAction::Process {
+                        channel,
+                        batch,
+                        credit,
+                    });
+                }
+                ChannelElement::Barrier(barrier) => {
+                    if let Some(input) = self.channels.get_mut(channel) {
+                        input.pass(barrier.id);
+                    }
+                    self.alignments
+                        .on_barrier(channel, barrier, now, &mut self.decisions);
+                    self.release();
+                }
+                ChannelElement::EndOfInput => {
+                    self.alignments
+                        .on_end_of_input(channel, now, &mut self.decisions);
+                    if self.state == GateState::Receiving && self.alignments.all_ended() {
+                        self.state = GateState::Ended;
+                        self.decisions.push_back(Decision::InputsEnded);
+                    }
+                    self.release();
+                }
+            }
+        }
+    }
+
+    /// Everything of `channel` the gate has received and not handed out, in arrival order:
+    /// its held elements, then those still queued.
+    pub fn held(&self, channel: usize) -> impl Iterator<Item = &ChannelElement<B>> + '_ {
+        let held = self.channels.get(channel).into_iter().flat_map(|c| &c.held);
+        held.chain(self.arrivals.iter().filter(move |a| a.channel == channel))
+            .map(|a| &a.element)
+    }
+
+    /// The batches of `channel` the gate holds that precede its barrier of checkpoint `id`, in
+    /// arrival order: all of them if that barrier (or a newer one) has not arrived, none once it
+    /// went to the aligners. The channel state an unaligned snapshot of `id` would persist for
+    /// what is already here.
+    pub fn held_before_barrier(
+        &self,
+        channel: usize,
+        id: CheckpointId,
+    ) -> impl Iterator<Item = &B> + '_ {
+        let passed = self.channels.get(channel).is_some_and(|c| c.has_passed(id));
+        self.held(channel)
+            .take_while(move |e| !passed && !matches!(e, ChannelElement::Barrier(b) if b.id >= id))
+            .filter_map(ChannelElement::batch)
+    }
+
+    /// Moves the held elements of every channel that is no longer blocked back to the front of
+    /// the arrival queue, merged in arrival order.
+    fn release(&mut self) {
+        let mut released: Vec<Arrival<B>> = Vec::new();
+        for (c, input) in self.channels.iter_mut().enumerate() {
+            if !input.held.is_empty() && !self.alignments.is_blocked(c) {
+                released.extend(input.held.drain(..));
+            }
+        }
+        if released.is_empty() {
+            return;
+        }
+        released.sort_by_key(|a| a.seq);
+        for arrival in released.into_iter().rev() {
+            self.arrivals.push_front(arrival);
+        }
+    }
+}

@@ -1,0 +1,420 @@
+//! Unit tests of the gate: one behaviour each, plain values as batches, a fake clock.
+
+use std::time::{Duration, Instant};
+
+use super::*;
+use crate::element::{Barrier, CheckpointKind, Ending, SavepointFormat};
+
+const ALIGNED: AlignmentMode = AlignmentMode::Aligned;
+const AT_LEAST: AlignmentMode = AlignmentMode::AtLeastOnce;
+const AVAILABLE: OutputCredit = OutputCredit::Available;
+const EXHAUSTED: OutputCredit = OutputCredit::Exhausted;
+const SAVEPOINT: CheckpointKind = CheckpointKind::Savepoint {
+    format: SavepointFormat::Canonical,
+};
+
+fn barrier(id: u64, kind: CheckpointKind) -> Barrier {
+    Barrier {
+        id: CheckpointId(id),
+        timestamp_ms: id,
+        kind,
+        ending: Ending::Continue,
+    }
+}
+
+fn cp(id: u64) -> ChannelElement<&'static str> {
+    ChannelElement::Barrier(barrier(id, CheckpointKind::PERIODIC))
+}
+
+fn sp(id: u64) -> ChannelElement<&'static str> {
+    ChannelElement::Barrier(barrier(id, SAVEPOINT))
+}
+
+fn batch(b: &'static str) -> ChannelElement<&'static str> {
+    ChannelElement::Batch(b)
+}
+
+const END: ChannelElement<&str> = ChannelElement::EndOfInput;
+
+/// A gate, its fake clock, and what it has handed out.
+struct Harness {
+    gate: InputGate<&'static str>,
+    now: Instant,
+}
+
+/// What a test checks of a handed-out action.
+#[derive(Debug, PartialEq)]
+enum Did {
+    Process(usize, &'static str),
+    Credit(usize, u32),
+    Snapshot(u64, Duration),
+    Decline(u64),
+    InputsEnded,
+}
+
+impl Harness {
+    fn new(mode: AlignmentMode, channels: usize, window: u32) -> Self {
+        Self {
+            gate: InputGate::new(mode, channels, window),
+            now: Instant::now(),
+        }
+    }
+
+    fn receive(&mut self, channel: usize, e: ChannelElement<&'static str>) -> &mut Self {
+        self.gate
+            .receive(channel, e)
+            .expect("a known, open channel");
+        self
+    }
+
+    fn advance(&mut self, ms: u64) -> &mut Self {
+        self.now += Duration::from_millis(ms);
+        self
+    }
+
+    /// Everything the gate hands out now.
+    fn run(&mut self, output: OutputCredit) -> Vec<Did> {
+        let mut did = Vec::new();
+        while let Some(action) = self.gate.next(self.now, output) {
+            match action {
+                GateAction::Process {
+                    channel,
+                    batch,
+                    credit,
+                } => {
+                    did.push(Did::Process(channel, batch));
+                    if let Some(c) = credit {
+                        did.push(Did::Credit(c.channel, c.batches));
+                    }
+                }
+                GateAction::Snapshot { barrier, alignment } => {
+                    did.push(Did::Snapshot(barrier.id.0, alignment))
+                }
+                GateAction::Decline { id, reason } => {
+                    assert_eq!(reason, DeclineReason::Subsumed);
+                    did.push(Did::Decline(id.0));
+                }
+                GateAction::InputsEnded => did.push(Did::InputsEnded),
+            }
+        }
+        did
+    }
+
+    fn drain(&mut self) -> Vec<Did> {
+        self.run(AVAILABLE)
+    }
+}
+
+fn snap(id: u64) -> Did {
+    Did::Snapshot(id, Duration::ZERO)
+}
+
+#[test]
+fn batches_are_processed_in_arrival_order_across_channels() {
+    let mut h = Harness::new(ALIGNED, 2, 100);
+    h.receive(0, batch("a"))
+        .receive(1, batch("b"))
+        .receive(0, batch("c"));
+    assert_eq!(
+        h.drain(),
+        vec![
+            Did::Process(0, "a"),
+            Did::Process(1, "b"),
+            Did::Process(0, "c")
+        ]
+    );
+    assert!(h.drain().is_empty());
+}
+
+#[test]
+fn aligned_barrier_holds_its_channel_until_the_others_deliver() {
+    let mut h = Harness::new(ALIGNED, 2, 100);
+    h.receive(0, cp(1))
+        .receive(0, batch("after"))
+        .receive(1, batch("before"));
+    assert_eq!(h.drain(), vec![Did::Process(1, "before")]);
+    assert!(h.gate.is_blocked(0));
+    assert_eq!(h.gate.pending_checkpoint(), Some(CheckpointId(1)));
+    assert_eq!(h.gate.held(0).collect::<Vec<_>>(), vec![&batch("after")]);
+    h.advance(7).receive(1, cp(1));
+    assert_eq!(
+        h.drain(),
+        vec![
+            Did::Snapshot(1, Duration::from_millis(7)),
+            Did::Process(0, "after")
+        ]
+    );
+    assert!(!h.gate.is_blocked(0));
+    assert_eq!(h.gate.held(0).count(), 0);
+}
+
+#[test]
+fn savepoint_barrier_is_aligned_in_an_at_least_once_job() {
+    let mut h = Harness::new(AT_LEAST, 2, 100);
+    // A checkpoint barrier is only tracked: its channel keeps flowing.
+    h.receive(0, cp(1)).receive(0, batch("x"));
+    assert_eq!(h.drain(), vec![Did::Process(0, "x")]);
+    assert!(!h.gate.is_blocked(0));
+    h.receive(1, cp(1));
+    assert_eq!(h.drain(), vec![snap(1)]);
+    // A savepoint barrier is aligned: what follows it on channel 0 waits for channel 1's.
+    h.receive(0, sp(2))
+        .receive(0, batch("after"))
+        .receive(1, batch("before"));
+    assert_eq!(h.drain(), vec![Did::Process(1, "before")]);
+    assert!(h.gate.is_blocked(0));
+    assert_eq!(h.gate.pending_checkpoint(), Some(CheckpointId(2)));
+    h.advance(3).receive(1, sp(2));
+    assert_eq!(
+        h.drain(),
+        vec![
+            Did::Snapshot(2, Duration::from_millis(3)),
+            Did::Process(0, "after")
+        ]
+    );
+    // Checkpoints are still tracked alongside, never blocking.
+    h.receive(1, cp(3)).receive(1, batch("y"));
+    assert_eq!(h.drain(), vec![Did::Process(1, "y")]);
+    assert!(!h.gate.is_blocked(1));
+}
+
+#[test]
+fn at_least_once_checkpoint_barriers_never_block() {
+    let mut h = Harness::new(AT_LEAST, 3, 100);
+    h.receive(0, cp(1))
+        .receive(0, batch("a"))
+        .receive(1, cp(1))
+        .receive(1, batch("b"));
+    assert_eq!(h.drain(), vec![Did::Process(0, "a"), Did::Process(1, "b")]);
+    assert!((0..3).all(|c| !h.gate.is_blocked(c)));
+    h.advance(2).receive(2, cp(1));
+    assert_eq!(h.drain(), vec![Did::Snapshot(1, Duration::from_millis(2))]);
+}
+
+#[test]
+fn abort_releases_blocked_channels_in_arrival_order() {
+    let mut h = Harness::new(ALIGNED, 3, 100);
+    h.receive(0, cp(1))
+        .receive(1, cp(1))
+        .receive(0, batch("x1"))
+        .receive(1, batch("y1"))
+        .receive(0, batch("x2"))
+        .receive(2, batch("z1"))
+        .receive(1, END);
+    assert_eq!(h.drain(), vec![Did::Process(2, "z1")]);
+    assert!(h.gate.is_blocked(0) && h.gate.is_blocked(1));
+    h.gate.abort(CheckpointId(1), h.now);
+    assert_eq!(
+        h.drain(),
+        vec![
+            Did::Process(0, "x1"),
+            Did::Process(1, "y1"),
+            Did::Process(0, "x2")
+        ]
+    );
+    // Aborted: no snapshot and no decline (the coordinator knows), the end of input of channel
+    // 1 was released too, and a late barrier of 1 is stale.
+    h.receive(2, cp(1)).receive(2, batch("z2"));
+    assert_eq!(h.drain(), vec![Did::Process(2, "z2")]);
+    assert_eq!(h.gate.pending_checkpoint(), None);
+}
+
+#[test]
+fn a_newer_barrier_declines_the_subsumed_alignment_and_releases_in_order() {
+    let mut h = Harness::new(ALIGNED, 2, 100);
+    h.receive(0, cp(1)).receive(0, batch("a")).receive(1, cp(2));
+    assert_eq!(h.drain(), vec![Did::Decline(1), Did::Process(0, "a")]);
+    assert!(h.gate.is_blocked(1));
+    h.receive(0, cp(2));
+    assert_eq!(h.drain(), vec![snap(2)]);
+}
+
+#[test]
+fn end_of_input_during_alignment_completes_it_and_ends_once_all_ended() {
+    let mut h = Harness::new(ALIGNED, 3, 100);
+    h.receive(0, cp(1))
+        .receive(0, batch("held"))
+        .receive(0, END)
+        .receive(1, cp(1));
+    assert_eq!(h.drain(), vec![]);
+    // Channel 2 ends without its barrier: the alignment completes at its end of input.
+    h.advance(4).receive(2, END);
+    assert_eq!(
+        h.drain(),
+        vec![
+            Did::Snapshot(1, Duration::from_millis(4)),
+            Did::Process(0, "held")
+        ]
+    );
+    assert_eq!(h.gate.state(), GateState::Receiving);
+    h.receive(1, END);
+    assert_eq!(h.drain(), vec![Did::InputsEnded]);
+    assert_eq!(h.gate.state(), GateState::Ended);
+    assert!(h.drain().is_empty());
+}
+
+#[test]
+fn end_of_input_of_the_last_channel_snapshots_before_ending() {
+    let mut h = Harness::new(AT_LEAST, 2, 100);
+    h.receive(0, cp(1)).receive(0, END).receive(1, END);
+    assert_eq!(h.drain(), vec![snap(1), Did::InputsEnded]);
+}
+
+#[test]
+fn credits_are_returned_in_groups_of_half_the_window() {
+    let mut h = Harness::new(ALIGNED, 2, 8);
+    for _ in 0..3 {
+        h.receive(0, batch("a"));
+    }
+    h.receive(1, batch("b"));
+    h.receive(0, batch("a"));
+    assert_eq!(
+        h.drain(),
+        vec![
+            Did::Process(0, "a"),
+            Did::Process(0, "a"),
+            Did::Process(0, "a"),
+            Did::Process(1, "b"),
+            Did::Process(0, "a"),
+            Did::Credit(0, 4),
+        ]
+    );
+    assert_eq!(h.gate.owed_credit(0), 0);
+    assert_eq!(h.gate.owed_credit(1), 1);
+    // Odd and tiny windows: half rounded down, at least one.
+    assert_eq!(credit_group(5), 2);
+    assert_eq!(credit_group(1), 1);
+    assert_eq!(credit_group(0), 1);
+    let mut h = Harness::new(ALIGNED, 1, 1);
+    h.receive(0, batch("a")).receive(0, batch("b"));
+    assert_eq!(
+        h.drain(),
+        vec![
+            Did::Process(0, "a"),
+            Did::Credit(0, 1),
+            Did::Process(0, "b"),
+            Did::Credit(0, 1)
+        ]
+    );
+}
+
+#[test]
+fn held_batches_count_for_credit_only_once_processed() {
+    let mut h = Harness::new(ALIGNED, 2, 4);
+    h.receive(0, cp(1));
+    for _ in 0..4 {
+        h.receive(0, batch("held"));
+    }
+    assert_eq!(h.drain(), vec![]);
+    assert_eq!(
+        h.gate.owed_credit(0),
+        0,
+        "the sender of a blocked channel stalls"
+    );
+    h.receive(1, cp(1));
+    assert_eq!(
+        h.drain(),
+        vec![
+            snap(1),
+            Did::Process(0, "held"),
+            Did::Process(0, "held"),
+            Did::Credit(0, 2),
+            Did::Process(0, "held"),
+            Did::Process(0, "held"),
+            Did::Credit(0, 2),
+        ]
+    );
+}
+
+#[test]
+fn without_output_credit_batches_wait_and_so_does_everything_behind_them() {
+    let mut h = Harness::new(ALIGNED, 2, 100);
+    h.receive(0, cp(1)).receive(1, batch("b")).receive(1, cp(1));
+    assert_eq!(h.run(EXHAUSTED), vec![]);
+    assert_eq!(h.gate.pending_checkpoint(), Some(CheckpointId(1)));
+    assert_eq!(h.drain(), vec![Did::Process(1, "b"), snap(1)]);
+    // Barriers and end of input need no output credit.
+    h.receive(0, cp(2))
+        .receive(1, cp(2))
+        .receive(0, END)
+        .receive(1, END);
+    assert_eq!(h.run(EXHAUSTED), vec![snap(2), Did::InputsEnded]);
+}
+
+#[test]
+fn a_blocked_batch_at_the_front_waits_for_output_credit_too() {
+    // As before the gate: back-pressure is checked before blocking, so nothing is reordered.
+    let mut h = Harness::new(ALIGNED, 2, 100);
+    h.receive(0, cp(1))
+        .receive(0, batch("held"))
+        .receive(1, cp(1));
+    assert_eq!(h.run(EXHAUSTED), vec![]);
+    assert_eq!(h.drain(), vec![snap(1), Did::Process(0, "held")]);
+}
+
+#[test]
+fn unknown_channels_and_elements_after_end_of_input_are_refused() {
+    let mut gate: InputGate<&str> = InputGate::new(ALIGNED, 2, 8);
+    assert_eq!(
+        gate.receive(2, batch("x")),
+        Err(GateError::UnknownChannel {
+            channel: 2,
+            channels: 2
+        })
+    );
+    gate.receive(1, END).unwrap();
+    assert_eq!(
+        gate.receive(1, batch("x")),
+        Err(GateError::AfterEndOfInput { channel: 1 })
+    );
+    assert_eq!(
+        gate.receive(1, END),
+        Err(GateError::AfterEndOfInput { channel: 1 })
+    );
+    // Refused elements were not queued.
+    assert_eq!(gate.held(1).collect::<Vec<_>>(), vec![&END]);
+}
+
+#[test]
+fn a_gate_without_channels_has_nothing_to_do() {
+    let mut h = Harness::new(ALIGNED, 0, 8);
+    assert!(h.drain().is_empty());
+    assert_eq!(h.gate.state(), GateState::Receiving);
+    h.gate.abort(CheckpointId(1), h.now);
+    assert!(h.drain().is_empty());
+}
+
+#[test]
+fn held_before_barrier_gives_what_an_unaligned_snapshot_would_persist() {
+    let mut h = Harness::new(ALIGNED, 2, 100);
+    h.receive(0, batch("a1"))
+        .receive(0, cp(1))
+        .receive(0, batch("a2"))
+        .receive(1, batch("b1"))
+        .receive(1, batch("b2"));
+    let before = |h: &Harness, c| {
+        h.gate
+            .held_before_barrier(c, CheckpointId(1))
+            .copied()
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(before(&h, 0), vec!["a1"]);
+    assert_eq!(before(&h, 1), vec!["b1", "b2"]);
+    assert_eq!(h.run(EXHAUSTED), vec![]);
+    // Once channel 0's barrier went to the aligner, its held batch follows the barrier.
+    assert_eq!(
+        h.drain(),
+        vec![
+            Did::Process(0, "a1"),
+            Did::Process(1, "b1"),
+            Did::Process(1, "b2")
+        ]
+    );
+    assert_eq!(h.gate.held(0).collect::<Vec<_>>(), vec![&batch("a2")]);
+    assert_eq!(before(&h, 0), Vec::<&str>::new());
+    // A barrier of a newer id also ends a channel's part.
+    h.receive(1, batch("b3"))
+        .receive(1, cp(2))
+        .receive(1, batch("b4"));
+    assert_eq!(before(&h, 1), vec!["b3"]);
+}
