@@ -258,3 +258,80 @@ fn every_kind_of_damage_to_a_state_file_fails_weir_run_s_fast_naming_the_file() 
         std::fs::write(&keyed, &original).unwrap();
     }
 }
+
+/// Registers the state `count` as a string: what `Count` saved as a number cannot be read.
+#[derive(Clone, Default)]
+struct CountAsText {
+    state: Option<weir_actors::weir::state::ValueState<String>>,
+}
+
+impl weir_actors::weir::operator::KeyedProcessFunction<u64, u64, (u64, u64)> for CountAsText {
+    fn open(
+        &mut self,
+        _: &weir_actors::weir::operator::SubtaskInfo,
+        state: &mut weir_actors::weir::state::KeyedStateStore<u64>,
+    ) -> Result<(), weir_actors::weir::operator::OperatorError> {
+        self.state = Some(state.value("count")?);
+        Ok(())
+    }
+
+    fn process(
+        &mut self,
+        key: &u64,
+        _: u64,
+        state: &mut weir_actors::weir::state::KeyedStateStore<u64>,
+        out: &mut Vec<(u64, u64)>,
+    ) -> Result<(), weir_actors::weir::operator::OperatorError> {
+        let handle = self.state.as_ref().expect("opened");
+        let n = handle.get(state).map_or(0, |s| s.len() as u64);
+        out.push((*key, n));
+        Ok(())
+    }
+}
+
+#[test]
+fn restored_state_of_another_type_fails_the_job_at_once_whatever_the_restart_strategy() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut job = CountJob::new(dir.path());
+    job.records = 1_000_000;
+    job.rate = Some(20_000.0);
+    let savepoints = dir.path().join("savepoints").display().to_string();
+    let g = job.graph();
+    let savepoint = actix::System::new().block_on(async move {
+        let mut handle = submit(g, JobOptions::default()).unwrap();
+        handle
+            .wait_for(|s| s.status == JobStatus::Running && s.completed_checkpoints >= 1)
+            .await;
+        let sp = handle.stop_with_savepoint(Some(savepoints), false).await;
+        handle.wait().await;
+        sp.expect("a savepoint").external_path
+    });
+
+    let env = StreamEnvironment::new("keyed count, state of another type");
+    env.set_parallelism(job.parallelism);
+    env.set_checkpoint_config(job.checkpoint_config());
+    // Retrying would take a long time: a restart loop would show in `restarts`.
+    env.set_restart_strategy(RestartStrategy::FixedDelay {
+        attempts: 1_000,
+        delay: Duration::from_millis(10),
+    });
+    let keys = job.keys;
+    env.add_source("numbers", SequenceSource::new(0, job.records))
+        .map("inject", |v: u64| v)
+        .key_by(move |v: &u64| v % keys)
+        .process("count", CountAsText::default())
+        .add_sink("sink", ExactlyOnceFileSink::new(dir.path().join("other")));
+    let g = env.build().unwrap();
+    let options = JobOptions {
+        restore: Some(weir_actors::RestoreSettings::new(savepoint)),
+        ..JobOptions::default()
+    };
+    let state = weir_actors::run(g, options).unwrap();
+    assert_eq!(state.status, JobStatus::Failed);
+    assert_eq!(state.restarts, 0, "damaged state is not retried: {state:?}");
+    let failure = state.failure.unwrap_or_default();
+    assert!(
+        failure.contains("`count`") && failure.contains("subtask"),
+        "{failure}"
+    );
+}

@@ -526,7 +526,11 @@ impl Handler<TaskEvent> for JobManager {
             }
             TaskEventKind::SourceExhausted => self.checkpoints.source_exhausted(msg.task, now),
             TaskEventKind::Finished => self.checkpoints.task_finished(msg.task),
-            TaskEventKind::Failed { error } => return self.on_failure(error, ctx),
+            TaskEventKind::Failed {
+                error,
+                cause: FailureCause::DamagedState,
+            } => return self.on_damaged_state(error, ctx),
+            TaskEventKind::Failed { error, .. } => return self.on_failure(error, ctx),
         };
         self.execute(actions, ctx);
     }

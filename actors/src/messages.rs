@@ -16,6 +16,7 @@ use std::fmt;
 use actix::prelude::*;
 pub use weir::checkpoint::ack::{OperatorAck, SubtaskAck};
 use weir::element::{Barrier, CheckpointKind, Ending};
+use weir::failure::FailureCause;
 use weir::ids::{CheckpointId, TaskId};
 
 /// What travels on a channel.
@@ -113,6 +114,8 @@ pub enum TaskEventKind {
     Finished,
     Failed {
         error: String,
+        /// Whether retrying can heal it: damaged restored state cannot.
+        cause: FailureCause,
     },
 }
 

@@ -5,6 +5,7 @@ use std::any::Any;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use weir::chain::Chain;
+use weir::failure::FailureCause;
 use weir::operator::OperatorError;
 use weir::partition::OutBatch;
 
@@ -25,11 +26,12 @@ impl Task {
         match catch_unwind(AssertUnwindSafe(|| f(chain, ready))) {
             Ok(Ok(r)) => Some(r),
             Ok(Err(e)) => {
-                self.fail(error_chain(&e));
+                self.fail(error_chain(&e), e.cause());
                 None
             }
             Err(panic) => {
-                self.fail(format!("panicked: {}", panic_message(panic.as_ref())));
+                let message = format!("panicked: {}", panic_message(panic.as_ref()));
+                self.fail(message, FailureCause::Recoverable);
                 None
             }
         }

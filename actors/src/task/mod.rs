@@ -28,6 +28,7 @@ use tracing::{debug, warn};
 use weir::chain::Chain;
 use weir::checkpoint::storage::CheckpointStorage;
 use weir::checkpoint::CheckpointingMode;
+use weir::failure::FailureCause;
 use weir::gate::{
     AlignmentMode, ChannelElement, CreditReturn, GateAction, InputGate, OutputCredit,
 };
@@ -115,7 +116,7 @@ impl Task {
     }
 
     /// Fails the subtask and reports it, the first time.
-    fn fail(&mut self, error: String) {
+    fn fail(&mut self, error: String, cause: FailureCause) {
         if !self.lifecycle.fail() {
             return;
         }
@@ -131,6 +132,7 @@ impl Task {
                 "operator `{}` subtask {}: {}",
                 self.setup.info.uid, self.setup.info.index, error
             ),
+            cause,
         });
     }
 
@@ -269,7 +271,7 @@ impl Handler<Deliver> for Task {
         };
         match self.gate.receive(msg.channel as usize, element) {
             Ok(()) => self.drain(),
-            Err(e) => self.fail(e.to_string()),
+            Err(e) => self.fail(e.to_string(), FailureCause::Recoverable),
         }
     }
 }
