@@ -5,8 +5,9 @@
 //! count → exactly-once file sink) through one to three *runs*. Each run starts from scratch or
 //! from what the previous run left (a retained checkpoint after a cancel, or the savepoint of a
 //! stop-with-savepoint), with a parallelism drawn anew, so restores rescale. During a run,
-//! operators fail at random records and checkpoint storage fails: write errors, torn writes,
-//! "disk full" and latency that makes checkpoints time out. A run ends by finishing, by a
+//! operators fail at random records and checkpoint storage fails (the fault-injection layer of
+//! `weir::checkpoint::storage::faults`): write errors, torn writes, "disk full", read errors
+//! while restoring, and latency that makes checkpoints time out. A run ends by finishing, by a
 //! cancel, or by stop-with-savepoint (drained or not) after a random number of completed
 //! checkpoints. At the end the committed output must equal the failure-free output: every
 //! key's counts exactly once for exactly-once jobs; nothing lost for at-least-once jobs.
@@ -24,9 +25,13 @@
 mod common;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::{CountJob, Rng};
+use weir_actors::weir::checkpoint::storage::faults::{
+    self, FaultInjector, FaultPlan, FaultRule, OpKind,
+};
 use weir_actors::weir::checkpoint::{CheckpointingMode, ExternalizedRetention};
 use weir_actors::weir::status::JobStatus;
 use weir_actors::{submit, JobOptions, RestoreSettings};
@@ -46,12 +51,29 @@ enum RunEnd {
     Stop { after: u64, drain: bool },
 }
 
+/// Storage faults of a schedule, on its checkpoint directory.
+#[derive(Clone, Debug, Default)]
+struct StorageFaults {
+    /// Probability that a write fails.
+    write_error: f64,
+    /// Probability that a write is torn (stored short, reported whole).
+    partial_write: f64,
+    /// Probability that a read fails (restoring state).
+    read_error: f64,
+    /// Every write of this checkpoint finds the disk full.
+    disk_full: Option<u64>,
+    /// Every write of this checkpoint is slowed past the checkpoint timeout.
+    slow: Option<u64>,
+}
+
 #[derive(Clone, Debug)]
 struct Schedule {
     seed: u64,
     mode: CheckpointingMode,
     interval_ms: u64,
     num_retained: u32,
+    tolerable_failures: u32,
+    storage: Option<StorageFaults>,
     /// Record values at which the `inject` operator panics, once each.
     fail_at: Vec<u64>,
     /// Per run: its parallelism and how it ends (the last one finishes).
@@ -83,11 +105,20 @@ impl Schedule {
             runs.push((1 + rng.below(3) as u32, end));
         }
         runs.push((1 + rng.below(3) as u32, RunEnd::Finish));
+        let storage = (rng.below(2) == 0).then(|| StorageFaults {
+            write_error: [0.0, 0.02, 0.05][rng.below(3) as usize],
+            partial_write: [0.0, 0.02, 0.05][rng.below(3) as usize],
+            read_error: [0.0, 0.05][rng.below(2) as usize],
+            disk_full: (rng.below(2) == 0).then(|| 2 + rng.below(8)),
+            slow: (rng.below(3) == 0).then(|| 2 + rng.below(8)),
+        });
         Self {
             seed,
             mode,
             interval_ms: 10 + rng.below(30),
             num_retained: 1 + rng.below(3) as u32,
+            tolerable_failures: rng.below(3) as u32,
+            storage,
             fail_at,
             runs,
         }
@@ -101,6 +132,32 @@ struct Outcome {
     duplicated: u64,
     restarts: u32,
     runs: usize,
+    faults: BTreeMap<&'static str, u64>,
+}
+
+/// Checkpoint timeout of schedules with a slow checkpoint; the slow writes take longer.
+const SLOW_TIMEOUT: Duration = Duration::from_millis(300);
+const SLOW_WRITE: Duration = Duration::from_millis(600);
+
+/// Arms `faults` on a fresh injector.
+fn injector(seed: u64, faults: &StorageFaults) -> Arc<FaultInjector> {
+    let injector = Arc::new(FaultInjector::new(FaultPlan::new(seed)));
+    if faults.write_error > 0.0 {
+        injector.arm(FaultRule::write_error().with_probability(faults.write_error));
+    }
+    if faults.partial_write > 0.0 {
+        injector.arm(FaultRule::partial_write().with_probability(faults.partial_write));
+    }
+    if faults.read_error > 0.0 {
+        injector.arm(FaultRule::read_error().with_probability(faults.read_error));
+    }
+    if let Some(id) = faults.disk_full {
+        injector.arm(FaultRule::disk_full().in_dir(format!("chk-{id}")));
+    }
+    if let Some(id) = faults.slow {
+        injector.arm(FaultRule::latency(OpKind::Write, SLOW_WRITE).in_dir(format!("chk-{id}")));
+    }
+    injector
 }
 
 /// Compares committed counts with the failure-free ones: (lost, duplicated) records.
@@ -138,11 +195,25 @@ fn run_schedule(schedule: &Schedule) -> Result<Outcome, String> {
     job.fail_at.lock().unwrap().extend(&schedule.fail_at);
     let savepoints = dir.path().join("savepoints").display().to_string();
     let mut outcome = Outcome::default();
+    let faults = schedule
+        .storage
+        .as_ref()
+        .map(|f| injector(schedule.seed, f));
+    let _installed = faults
+        .as_ref()
+        .map(|i| faults::install(&job.checkpoint_dir, Arc::clone(i)).expect("install faults"));
     let mut restore: Option<String> = None;
     for (i, &(parallelism, end)) in schedule.runs.iter().enumerate() {
         job.parallelism = parallelism;
+        let slow = schedule.storage.as_ref().is_some_and(|f| f.slow.is_some());
         let config = weir_actors::weir::checkpoint::CheckpointConfig {
             num_retained: schedule.num_retained,
+            tolerable_failures: schedule.tolerable_failures,
+            timeout: if slow {
+                SLOW_TIMEOUT
+            } else {
+                job.checkpoint_config().timeout
+            },
             externalized_retention: ExternalizedRetention::RetainOnCancellation,
             savepoint_dir: Some(savepoints.clone()),
             ..job.checkpoint_config()
@@ -206,6 +277,11 @@ fn run_schedule(schedule: &Schedule) -> Result<Outcome, String> {
             ));
         }
     }
+    if let Some(injector) = &faults {
+        for (kind, n) in injector.stats().iter() {
+            *outcome.faults.entry(kind.name()).or_default() += n;
+        }
+    }
     let (lost, duplicated) = compare(&job.committed(), &job.expected());
     outcome.lost = lost;
     outcome.duplicated = if schedule.mode == CheckpointingMode::ExactlyOnce {
@@ -242,12 +318,16 @@ fn random_fault_schedules_commit_the_failure_free_output() {
         .unwrap_or(FIRST_SEED);
     let mut failed = Vec::new();
     let (mut runs, mut restarts) = (0, 0);
+    let mut faults: BTreeMap<&str, u64> = BTreeMap::new();
     for seed in first..first + count {
         let schedule = Schedule::generate(seed, 10_000);
         match run_schedule(&schedule) {
             Ok(o) => {
                 runs += o.runs;
                 restarts += o.restarts;
+                for (kind, n) in o.faults {
+                    *faults.entry(kind).or_default() += n;
+                }
             }
             Err(why) => {
                 eprintln!("schedule {} FAILED: {why}\n  {schedule:?}", schedule.seed);
@@ -257,7 +337,8 @@ fn random_fault_schedules_commit_the_failure_free_output() {
     }
     eprintln!(
         "fault schedules: {count} run, {} passed, {} failed (seeds {first}..{}); {runs} job runs, \
-         {restarts} restarts",
+         {restarts} restarts; storage faults injected: {faults:?}; lost and duplicated records: \
+         0 in every schedule that passed",
         count - failed.len() as u64,
         failed.len(),
         first + count,

@@ -14,6 +14,7 @@
 //! futures on the job manager's context; deletions are awaited before the job reports a
 //! terminal status, so what a user sees then is what is on disk.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -29,7 +30,7 @@ use weir::config::ClaimMode;
 use weir::element::CheckpointKind;
 use weir::failure::FailureCause;
 use weir::graph::JobGraph;
-use weir::ids::JobId;
+use weir::ids::{CheckpointId, JobId};
 use weir::plan::PhysicalPlan;
 use weir::restart::{RestartDecision, RestartTracker};
 use weir::status::JobStatus;
@@ -62,6 +63,9 @@ pub struct JobManager {
     /// Storage work in flight (deleting subsumed or aborted checkpoints): awaited before the job
     /// reports a terminal status, so what a user sees then is what is on disk.
     background: Vec<tokio::task::JoinHandle<()>>,
+    /// Checkpoints whose `_metadata` is being written: a sweep never touches them, even after
+    /// the attempt that took them stopped.
+    writing_metadata: BTreeSet<CheckpointId>,
 }
 
 impl JobManager {
@@ -95,6 +99,7 @@ impl JobManager {
             origin,
             locations: LocationRegistry::default(),
             background: Vec::new(),
+            writing_metadata: BTreeSet::new(),
         }
     }
 
@@ -297,8 +302,10 @@ impl JobManager {
                 } => {
                     let storage = self.storage.clone();
                     let attempt = self.attempt;
+                    self.writing_metadata.insert(id);
                     let fut = async move { storage.write_metadata(&location, &metadata).await };
                     ctx.spawn(fut.into_actor(self).map(move |result, act, ctx| {
+                        act.writing_metadata.remove(&id);
                         if act.attempt != attempt {
                             return;
                         }
@@ -316,6 +323,7 @@ impl JobManager {
                     for t in &self.tasks {
                         t.addr.do_send(CheckpointComplete { id, kind, ending });
                     }
+                    self.sweep_abandoned();
                 }
                 JobAction::NotifyAborted { id } => {
                     for t in &self.tasks {
@@ -356,6 +364,39 @@ impl JobManager {
         if changed {
             self.publish();
         }
+    }
+
+    /// Deletes in the background what aborted checkpoints left behind (files that landed after
+    /// their abort): every `chk-<n>` without `_metadata` that is not in flight.
+    fn sweep_abandoned(&mut self) {
+        let Some(sweep) = self.abandoned_sweep() else {
+            return;
+        };
+        self.in_background(sweep);
+    }
+
+    /// The sweep of abandoned checkpoints as things stand, unless this job's checkpoint
+    /// directory may be shared with other jobs (`create-subdir` off).
+    fn abandoned_sweep(&self) -> Option<impl std::future::Future<Output = ()> + 'static> {
+        if !self.graph.config.checkpoint.create_subdir {
+            return None;
+        }
+        let keep = self.checkpoints.sweep_keep();
+        let writing = self.writing_metadata.clone();
+        let storage = self.storage.clone();
+        let job_id = self.job_id;
+        Some(async move {
+            let keep = |id| keep.keeps(id) || writing.contains(&id);
+            match storage.discard_abandoned(keep).await {
+                Ok(sweep) if !sweep.discarded.is_empty() => {
+                    info!(%job_id, discarded = ?sweep.discarded, "deleted the leftovers of aborted checkpoints");
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    warn!(%job_id, error = %e, "sweeping aborted checkpoints failed; a later sweep retries")
+                }
+            }
+        })
     }
 
     fn discard_incomplete(&mut self, location: SnapshotLocation) {
@@ -463,6 +504,7 @@ impl JobManager {
         let background = std::mem::take(&mut self.background);
         let storage = self.storage.clone();
         let job_id = self.job_id;
+        let sweep = self.abandoned_sweep();
         let fut = async move {
             // Deletions already under way finish first: they may touch the same directories.
             futures::future::join_all(background).await;
@@ -470,6 +512,9 @@ impl JobManager {
                 if let Err(e) = storage.discard_checkpoint(id).await {
                     warn!(%job_id, checkpoint_id = id.0, error = %e, "deleting a checkpoint at job end failed");
                 }
+            }
+            if let Some(sweep) = sweep {
+                sweep.await;
             }
         };
         ctx.wait(fut.into_actor(self).map(move |_, act, ctx| {

@@ -135,6 +135,21 @@ pub enum Fallback {
     },
 }
 
+/// The checkpoints a sweep of abandoned `chk-<n>` directories keeps, fixed when the sweep
+/// starts: those in flight then, and every later id.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SweepKeep {
+    pub in_flight: BTreeSet<CheckpointId>,
+    pub next: CheckpointId,
+}
+
+impl SweepKeep {
+    /// True when checkpoint `id` may still be written to or complete.
+    pub fn keeps(&self, id: CheckpointId) -> bool {
+        id >= self.next || self.in_flight.contains(&id)
+    }
+}
+
 /// Everything about one triggered checkpoint, from its trigger until it ends.
 #[derive(Debug)]
 struct InFlight<R> {
@@ -547,6 +562,16 @@ impl<R> JobCheckpoints<R> {
     /// The checkpoint statistics now (Flink's REST shape).
     pub fn stats(&self) -> CheckpointStats {
         self.stats.snapshot(self.counts())
+    }
+
+    /// Which `chk-<n>` directories a sweep of abandoned checkpoints must leave alone now:
+    /// every checkpoint in flight and every id not handed out yet (see
+    /// `CheckpointStorage::discard_abandoned`).
+    pub fn sweep_keep(&self) -> SweepKeep {
+        SweepKeep {
+            in_flight: self.in_flight.keys().copied().collect(),
+            next: self.coordinator.next_id(),
+        }
     }
 
     /// Records checkpoint `id` as in flight.

@@ -620,3 +620,27 @@ fn a_damaged_latest_checkpoint_falls_back_to_older_retained_ones_in_turn() {
     ));
     assert!(l.retained().is_empty());
 }
+
+#[test]
+fn a_sweep_keeps_what_is_in_flight_and_every_later_id() {
+    let g = graph(None);
+    let mut l = running(&g);
+    let first = barrier(&l.on_tick(at(100))).id;
+    complete(&mut l, first, at(110));
+    let second = barrier(&l.on_tick(at(210))).id;
+    let keep = l.sweep_keep();
+    assert!(
+        !keep.keeps(first),
+        "completed: its directory has `_metadata` anyway"
+    );
+    assert!(keep.keeps(second), "in flight");
+    assert!(
+        keep.keeps(CheckpointId(3)) && keep.keeps(CheckpointId(99)),
+        "not handed out yet"
+    );
+    l.stop_attempt(JobStatus::Restarting, at(220));
+    assert!(
+        !l.sweep_keep().keeps(second),
+        "abandoned once the attempt stopped"
+    );
+}
