@@ -6,14 +6,14 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
-use serde::Deserialize;
 use serde_json::{json, Value};
 use weir::element::SavepointFormat;
 use weir::ids::JobId;
 
 use super::jobs::{JobRegistry, RegisteredJob};
 use super::json;
-use super::triggers::{OperationKind, OperationResult, OperationStatus, TriggerTable};
+use super::operations;
+use super::triggers::TriggerTable;
 
 /// What every handler shares.
 #[derive(Clone, Default)]
@@ -40,19 +40,19 @@ impl actix_web::ResponseError for ApiError {
     }
 }
 
-type Reply = Result<HttpResponse, ApiError>;
+pub(super) type Reply = Result<HttpResponse, ApiError>;
 
-fn respond(status: StatusCode, body: &Value) -> HttpResponse {
+pub(super) fn respond(status: StatusCode, body: &Value) -> HttpResponse {
     HttpResponse::build(status)
         .content_type("application/json")
         .body(body.to_string())
 }
 
-fn ok(body: &Value) -> Reply {
+pub(super) fn ok(body: &Value) -> Reply {
     Ok(respond(StatusCode::OK, body))
 }
 
-fn fail(status: StatusCode, message: impl Into<String>) -> ApiError {
+pub(super) fn fail(status: StatusCode, message: impl Into<String>) -> ApiError {
     ApiError {
         status,
         message: message.into(),
@@ -81,7 +81,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .service(
         web::resource("/jobs/{job}/checkpoints")
             .route(web::get().to(checkpoints))
-            .route(web::post().to(trigger_checkpoint))
+            .route(web::post().to(operations::trigger_checkpoint))
             .default_service(not_allowed()),
     )
     .service(
@@ -96,32 +96,32 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     )
     .service(
         web::resource("/jobs/{job}/checkpoints/{trigger}")
-            .route(web::get().to(checkpoint_status))
+            .route(web::get().to(operations::checkpoint_status))
             .default_service(not_allowed()),
     )
     .service(
         web::resource("/jobs/{job}/savepoints")
-            .route(web::post().to(trigger_savepoint))
+            .route(web::post().to(operations::trigger_savepoint))
             .default_service(not_allowed()),
     )
     .service(
         web::resource("/jobs/{job}/savepoints/{trigger}")
-            .route(web::get().to(savepoint_status))
+            .route(web::get().to(operations::savepoint_status))
             .default_service(not_allowed()),
     )
     .service(
         web::resource("/jobs/{job}/stop")
-            .route(web::post().to(stop))
+            .route(web::post().to(operations::stop))
             .default_service(not_allowed()),
     )
     .service(
         web::resource("/savepoint-disposal")
-            .route(web::post().to(dispose))
+            .route(web::post().to(operations::dispose))
             .default_service(not_allowed()),
     )
     .service(
         web::resource("/savepoint-disposal/{trigger}")
-            .route(web::get().to(disposal_status))
+            .route(web::get().to(operations::disposal_status))
             .default_service(not_allowed()),
     )
     .default_service(web::to(not_found));
@@ -150,7 +150,7 @@ fn parse_job_id(text: &str) -> Result<JobId, ApiError> {
     })
 }
 
-fn find_job(state: &RestState, text: &str) -> Result<RegisteredJob, ApiError> {
+pub(super) fn find_job(state: &RestState, text: &str) -> Result<RegisteredJob, ApiError> {
     let id = parse_job_id(text)?;
     state
         .jobs
@@ -159,7 +159,7 @@ fn find_job(state: &RestState, text: &str) -> Result<RegisteredJob, ApiError> {
 }
 
 /// Parses a JSON body; an empty body is `T::default()`.
-fn body<T: serde::de::DeserializeOwned + Default>(bytes: &[u8]) -> Result<T, ApiError> {
+pub(super) fn body<T: serde::de::DeserializeOwned + Default>(bytes: &[u8]) -> Result<T, ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
@@ -173,7 +173,7 @@ fn body<T: serde::de::DeserializeOwned + Default>(bytes: &[u8]) -> Result<T, Api
     })
 }
 
-fn parse_format(text: Option<&str>) -> Result<SavepointFormat, ApiError> {
+pub(super) fn parse_format(text: Option<&str>) -> Result<SavepointFormat, ApiError> {
     match text.map(str::to_ascii_uppercase).as_deref() {
         None | Some("CANONICAL") => Ok(SavepointFormat::Canonical),
         Some("NATIVE") => Ok(SavepointFormat::Native),
@@ -184,7 +184,7 @@ fn parse_format(text: Option<&str>) -> Result<SavepointFormat, ApiError> {
     }
 }
 
-fn refuse_ended(job: &RegisteredJob, what: &str) -> Result<(), ApiError> {
+pub(super) fn refuse_ended(job: &RegisteredJob, what: &str) -> Result<(), ApiError> {
     let status = job.handle.state().status;
     if status.is_terminal() {
         return Err(fail(
@@ -197,50 +197,6 @@ fn refuse_ended(job: &RegisteredJob, what: &str) -> Result<(), ApiError> {
         ));
     }
     Ok(())
-}
-
-fn start(
-    state: &RestState,
-    job: Option<JobId>,
-    kind: OperationKind,
-    trigger: Option<String>,
-) -> Result<String, ApiError> {
-    state
-        .triggers
-        .start(job, kind, trigger)
-        .map_err(|m| fail(StatusCode::CONFLICT, m))
-}
-
-fn accepted(trigger: &str) -> Reply {
-    Ok(respond(
-        StatusCode::ACCEPTED,
-        &json!({ "request-id": trigger }),
-    ))
-}
-
-fn failure_cause(message: &str) -> Value {
-    json!({ "class": "weir::ControlError", "stack-trace": message })
-}
-
-fn operation_reply(status: Option<OperationStatus>, trigger: &str) -> Reply {
-    let status = status.ok_or_else(|| {
-        fail(
-            StatusCode::NOT_FOUND,
-            format!("no operation with trigger id `{trigger}`"),
-        )
-    })?;
-    ok(&match status {
-        OperationStatus::InProgress => json!({"status": {"id": "IN_PROGRESS"}, "operation": null}),
-        OperationStatus::Completed(result) => {
-            let operation = match result {
-                OperationResult::Location(path) => json!({ "location": path }),
-                OperationResult::CheckpointId(id) => json!({ "checkpointId": id }),
-                OperationResult::Done => json!({}),
-                OperationResult::Failed(m) => json!({ "failure-cause": failure_cause(&m) }),
-            };
-            json!({"status": {"id": "COMPLETED"}, "operation": operation})
-        }
-    })
 }
 
 async fn jobs_list(state: web::Data<RestState>) -> Reply {
@@ -321,205 +277,4 @@ async fn checkpoint_details(
         )
     })?;
     ok(&json::checkpoint_entry(entry, &job))
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct CheckpointRequest {
-    #[serde(rename = "checkpointType")]
-    checkpoint_type: Option<String>,
-    #[serde(rename = "triggerId")]
-    trigger_id: Option<String>,
-}
-
-async fn trigger_checkpoint(
-    state: web::Data<RestState>,
-    path: web::Path<String>,
-    bytes: web::Bytes,
-) -> Reply {
-    let job = find_job(&state, &path)?;
-    let request: CheckpointRequest = body(&bytes)?;
-    let full = match request
-        .checkpoint_type
-        .as_deref()
-        .map(str::to_ascii_uppercase)
-        .as_deref()
-    {
-        None | Some("CONFIGURED") => false,
-        Some("FULL") => true,
-        Some("INCREMENTAL") => {
-            return Err(fail(
-                StatusCode::BAD_REQUEST,
-                "checkpointType INCREMENTAL cannot be requested: use CONFIGURED or FULL",
-            ))
-        }
-        Some(other) => {
-            return Err(fail(
-                StatusCode::BAD_REQUEST,
-                format!("unknown checkpointType `{other}`: use CONFIGURED or FULL"),
-            ))
-        }
-    };
-    refuse_ended(&job, "checkpoint")?;
-    let job_id = job.handle.job_id;
-    let trigger = start(
-        &state,
-        Some(job_id),
-        OperationKind::Checkpoint,
-        request.trigger_id,
-    )?;
-    let (handle, triggers, t) = (job.handle.clone(), state.triggers.clone(), trigger.clone());
-    actix_web::rt::spawn(async move {
-        let result = match handle.checkpoint(full).await {
-            Ok(c) => OperationResult::CheckpointId(c.id.0),
-            Err(e) => OperationResult::Failed(e.to_string()),
-        };
-        triggers.complete(Some(job_id), &t, result);
-    });
-    accepted(&trigger)
-}
-
-async fn checkpoint_status(
-    state: web::Data<RestState>,
-    path: web::Path<(String, String)>,
-) -> Reply {
-    let (job, trigger) = path.into_inner();
-    let job = find_job(&state, &job)?;
-    let status = state
-        .triggers
-        .get(Some(job.handle.job_id), OperationKind::Checkpoint, &trigger);
-    operation_reply(status, &trigger)
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct SavepointRequest {
-    #[serde(rename = "target-directory")]
-    target_directory: Option<String>,
-    #[serde(rename = "cancel-job", default)]
-    cancel_job: bool,
-    #[serde(rename = "formatType")]
-    format_type: Option<String>,
-    #[serde(rename = "triggerId")]
-    trigger_id: Option<String>,
-}
-
-async fn trigger_savepoint(
-    state: web::Data<RestState>,
-    path: web::Path<String>,
-    bytes: web::Bytes,
-) -> Reply {
-    let job = find_job(&state, &path)?;
-    let request: SavepointRequest = body(&bytes)?;
-    let format = parse_format(request.format_type.as_deref())?;
-    refuse_ended(&job, "savepoint")?;
-    let job_id = job.handle.job_id;
-    let trigger = start(
-        &state,
-        Some(job_id),
-        OperationKind::Savepoint,
-        request.trigger_id,
-    )?;
-    let (handle, triggers, t) = (job.handle.clone(), state.triggers.clone(), trigger.clone());
-    let (dir, cancel) = (request.target_directory, request.cancel_job);
-    actix_web::rt::spawn(async move {
-        let result = match handle.savepoint(dir, format).await {
-            Ok(c) => {
-                if cancel {
-                    handle.cancel().await;
-                }
-                OperationResult::Location(c.external_path)
-            }
-            Err(e) => OperationResult::Failed(e.to_string()),
-        };
-        triggers.complete(Some(job_id), &t, result);
-    });
-    accepted(&trigger)
-}
-
-async fn savepoint_status(state: web::Data<RestState>, path: web::Path<(String, String)>) -> Reply {
-    let (job, trigger) = path.into_inner();
-    let job = find_job(&state, &job)?;
-    let status = state
-        .triggers
-        .get(Some(job.handle.job_id), OperationKind::Savepoint, &trigger);
-    operation_reply(status, &trigger)
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct StopRequest {
-    #[serde(rename = "targetDirectory")]
-    target_directory: Option<String>,
-    #[serde(default)]
-    drain: bool,
-    #[serde(rename = "formatType")]
-    format_type: Option<String>,
-    #[serde(rename = "triggerId")]
-    trigger_id: Option<String>,
-}
-
-async fn stop(state: web::Data<RestState>, path: web::Path<String>, bytes: web::Bytes) -> Reply {
-    let job = find_job(&state, &path)?;
-    let request: StopRequest = body(&bytes)?;
-    let format = parse_format(request.format_type.as_deref())?;
-    refuse_ended(&job, "stop-with-savepoint")?;
-    let job_id = job.handle.job_id;
-    let trigger = start(
-        &state,
-        Some(job_id),
-        OperationKind::Savepoint,
-        request.trigger_id,
-    )?;
-    let (handle, triggers, t) = (job.handle.clone(), state.triggers.clone(), trigger.clone());
-    let message = crate::StopWithSavepoint {
-        target_dir: request.target_directory,
-        format,
-        drain: request.drain,
-    };
-    actix_web::rt::spawn(async move {
-        let reply = handle
-            .addr
-            .send(message)
-            .await
-            .unwrap_or(Err(crate::ControlError::Gone));
-        let result = match reply {
-            Ok(c) => OperationResult::Location(c.external_path),
-            Err(e) => OperationResult::Failed(e.to_string()),
-        };
-        triggers.complete(Some(job_id), &t, result);
-    });
-    accepted(&trigger)
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct DisposalRequest {
-    #[serde(rename = "savepoint-path")]
-    savepoint_path: Option<String>,
-}
-
-async fn dispose(state: web::Data<RestState>, bytes: web::Bytes) -> Reply {
-    let request: DisposalRequest = body(&bytes)?;
-    let path = request.savepoint_path.ok_or_else(|| {
-        fail(
-            StatusCode::BAD_REQUEST,
-            "missing field `savepoint-path`: the savepoint to dispose of",
-        )
-    })?;
-    let trigger = start(&state, None, OperationKind::Disposal, None)?;
-    let (triggers, t) = (state.triggers.clone(), trigger.clone());
-    actix_web::rt::spawn(async move {
-        let result = match weir::checkpoint::storage::dispose_snapshot(&path).await {
-            Ok(()) => OperationResult::Done,
-            Err(e) => OperationResult::Failed(e.to_string()),
-        };
-        triggers.complete(None, &t, result);
-    });
-    accepted(&trigger)
-}
-
-async fn disposal_status(state: web::Data<RestState>, path: web::Path<String>) -> Reply {
-    let status = state.triggers.get(None, OperationKind::Disposal, &path);
-    operation_reply(status, &path)
 }

@@ -27,6 +27,7 @@
 pub mod handlers;
 pub mod jobs;
 pub mod json;
+mod operations;
 pub mod triggers;
 
 use std::net::SocketAddr;

@@ -11,8 +11,9 @@
 //!   deployed from the latest completed checkpoint. Reports of an earlier attempt are ignored.
 //!
 //! Storage work (writing `_metadata`, deleting what retention or an abort drops) runs as
-//! futures on the job manager's context; deletions are awaited before the job reports a
-//! terminal status, so what a user sees then is what is on disk.
+//! futures on the job manager's context; deletions ([`storage`]) are awaited before the job
+//! reports a terminal status, so what a user sees then is what is on disk. How an attempt ends
+//! — restart, fallback from damaged state, the terminal status — is in [`failover`].
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -21,20 +22,22 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use actix::prelude::*;
 use tokio::sync::watch;
 use tracing::{error, info, warn};
-use weir::checkpoint::lifecycle::{CompletedCheckpoint, Fallback, JobAction, JobCheckpoints, Now};
+use weir::checkpoint::lifecycle::{CompletedCheckpoint, JobAction, JobCheckpoints, Now};
 use weir::checkpoint::restore::{plan_restore, read_restored_state};
-use weir::checkpoint::retention::discard_on_termination;
 use weir::checkpoint::stats::CheckpointStats;
-use weir::checkpoint::storage::{load_snapshot, CheckpointStorage, SnapshotLocation};
+use weir::checkpoint::storage::{load_snapshot, CheckpointStorage};
 use weir::config::ClaimMode;
 use weir::element::CheckpointKind;
 use weir::failure::FailureCause;
 use weir::graph::JobGraph;
 use weir::ids::{CheckpointId, JobId};
 use weir::plan::PhysicalPlan;
-use weir::restart::{RestartDecision, RestartTracker};
+use weir::restart::RestartTracker;
 use weir::status::JobStatus;
 use weir::vertex::RestoredState;
+
+mod failover;
+mod storage;
 
 use crate::control::{ControlError, Reply};
 use crate::deploy::{DeployedTask, Deployment};
@@ -144,12 +147,6 @@ impl JobManager {
             monotonic: self.origin.elapsed(),
             wall_ms: wall_clock_ms(),
         }
-    }
-
-    /// Runs storage work in the background, remembered until the job ends.
-    fn in_background(&mut self, work: impl std::future::Future<Output = ()> + 'static) {
-        self.background.retain(|h| !h.is_finished());
-        self.background.push(actix::spawn(work));
     }
 
     fn publish(&mut self) {
@@ -364,164 +361,6 @@ impl JobManager {
         if changed {
             self.publish();
         }
-    }
-
-    /// Deletes in the background what aborted checkpoints left behind (files that landed after
-    /// their abort): every `chk-<n>` without `_metadata` that is not in flight.
-    fn sweep_abandoned(&mut self) {
-        let Some(sweep) = self.abandoned_sweep() else {
-            return;
-        };
-        self.in_background(sweep);
-    }
-
-    /// The sweep of abandoned checkpoints as things stand, unless this job's checkpoint
-    /// directory may be shared with other jobs (`create-subdir` off).
-    fn abandoned_sweep(&self) -> Option<impl std::future::Future<Output = ()> + 'static> {
-        if !self.graph.config.checkpoint.create_subdir {
-            return None;
-        }
-        let keep = self.checkpoints.sweep_keep();
-        let writing = self.writing_metadata.clone();
-        let storage = self.storage.clone();
-        let job_id = self.job_id;
-        Some(async move {
-            let keep = |id| keep.keeps(id) || writing.contains(&id);
-            match storage.discard_abandoned(keep).await {
-                Ok(sweep) if !sweep.discarded.is_empty() => {
-                    info!(%job_id, discarded = ?sweep.discarded, "deleted the leftovers of aborted checkpoints");
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    warn!(%job_id, error = %e, "sweeping aborted checkpoints failed; a later sweep retries")
-                }
-            }
-        })
-    }
-
-    fn discard_incomplete(&mut self, location: SnapshotLocation) {
-        let storage = self.storage.clone();
-        let job_id = self.job_id;
-        self.in_background(async move {
-            if let Err(e) = storage.discard_incomplete(&location).await {
-                warn!(%job_id, path = %location.external_path(), error = %e, "deleting an aborted checkpoint failed");
-            }
-        });
-    }
-
-    /// Stops every subtask of the attempt; pending checkpoints end with it.
-    fn stop_tasks(&mut self, ctx: &mut Context<Self>) {
-        for t in self.tasks.drain(..) {
-            t.addr.do_send(Shutdown);
-        }
-        let now = self.now();
-        let actions = self.checkpoints.stop_attempt(self.state.status, now);
-        self.execute(actions, ctx);
-    }
-
-    /// The state this attempt restores is unusable: retrying it cannot heal, whatever the
-    /// restart strategy says. A retained checkpoint gives way to the next older one that
-    /// verifies; a snapshot the user asked for (`-s`), or running out of older checkpoints,
-    /// fails the job with `reason`.
-    fn on_damaged_state(&mut self, reason: String, ctx: &mut Context<Self>) {
-        if self.state.status.is_terminal() {
-            return;
-        }
-        self.stop_tasks(ctx);
-        self.state.failure = Some(reason.clone());
-        match self.checkpoints.restore_point_damaged(&reason) {
-            Fallback::Older { id, location } => {
-                warn!(job_id = %self.job_id, checkpoint_id = id.0, path = %location.external_path(), skipped_because = %reason, "falling back to an older retained checkpoint");
-                self.state.restarts += 1;
-                self.set_status(JobStatus::Restarting);
-                let fut = async move { location.read_metadata().await.map(|m| (location, m)) };
-                ctx.wait(
-                    fut.into_actor(self)
-                        .map(move |result, act, ctx| match result {
-                            Ok((location, metadata)) => {
-                                let now = act.now();
-                                act.checkpoints.fell_back(location, metadata, now);
-                                act.deploy(ctx);
-                            }
-                            Err(e) => act.on_damaged_state(format!("checkpoint {id}: {e}"), ctx),
-                        }),
-                );
-            }
-            Fallback::Exhausted { requested } => {
-                let why = if requested {
-                    "the snapshot given to restore from is damaged; it is not retried"
-                } else {
-                    "damaged state is not retried, and no older retained checkpoint is left to \
-                     fall back to"
-                };
-                self.terminate(JobStatus::Failed, Some(format!("{reason} ({why})")), ctx)
-            }
-        }
-    }
-
-    fn on_failure(&mut self, reason: String, ctx: &mut Context<Self>) {
-        if self.state.status.is_terminal() || self.state.status == JobStatus::Restarting {
-            return;
-        }
-        warn!(job_id = %self.job_id, attempt = self.attempt, %reason, "job failure");
-        self.stop_tasks(ctx);
-        self.state.failure = Some(reason.clone());
-        let jitter = (wall_clock_ms() % 2001) as f64 / 1000.0 - 1.0;
-        match self.restart.on_failure(self.origin.elapsed(), jitter) {
-            RestartDecision::Restart { delay } => {
-                self.state.restarts += 1;
-                self.set_status(JobStatus::Restarting);
-                ctx.run_later(delay, |act, ctx| {
-                    if act.state.status == JobStatus::Restarting {
-                        act.deploy(ctx);
-                    }
-                });
-            }
-            RestartDecision::GiveUp { reason: why } => {
-                self.terminate(JobStatus::Failed, Some(format!("{why}: {reason}")), ctx);
-            }
-        }
-    }
-
-    /// Ends the job in `status`, applying the retention setting to retained checkpoints.
-    fn terminate(&mut self, status: JobStatus, failure: Option<String>, ctx: &mut Context<Self>) {
-        if self.state.status.is_terminal() {
-            return;
-        }
-        self.stop_tasks(ctx);
-        for a in self.arbiters.drain(..) {
-            a.stop();
-        }
-        if failure.is_some() {
-            self.state.failure = failure;
-        }
-        let retention = self.graph.config.checkpoint.externalized_retention;
-        let discard = if discard_on_termination(retention, status) {
-            self.checkpoints.retained()
-        } else {
-            Vec::new()
-        };
-        let background = std::mem::take(&mut self.background);
-        let storage = self.storage.clone();
-        let job_id = self.job_id;
-        let sweep = self.abandoned_sweep();
-        let fut = async move {
-            // Deletions already under way finish first: they may touch the same directories.
-            futures::future::join_all(background).await;
-            for id in discard {
-                if let Err(e) = storage.discard_checkpoint(id).await {
-                    warn!(%job_id, checkpoint_id = id.0, error = %e, "deleting a checkpoint at job end failed");
-                }
-            }
-            if let Some(sweep) = sweep {
-                sweep.await;
-            }
-        };
-        ctx.wait(fut.into_actor(self).map(move |_, act, ctx| {
-            act.set_status(status);
-            let actions = act.checkpoints.job_ended(status);
-            act.execute(actions, ctx);
-        }));
     }
 }
 
