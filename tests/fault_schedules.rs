@@ -306,6 +306,20 @@ fn compare_counts_what_is_lost_and_what_is_duplicated() {
     assert_eq!(compare(&committed, &expected), (1, 2));
 }
 
+/// Seed 100130: a read error injected on the `_metadata` of the retained checkpoint a run
+/// restores from failed the job ("cannot restore") instead of retrying a transient error.
+#[test]
+fn regression_a_transient_read_error_of_the_snapshot_to_restore_is_retried() {
+    let schedule = Schedule::generate(100_130, 10_000);
+    assert!(schedule
+        .storage
+        .as_ref()
+        .is_some_and(|f| f.read_error > 0.0));
+    if let Err(why) = run_schedule(&schedule) {
+        panic!("{why}");
+    }
+}
+
 #[test]
 fn random_fault_schedules_commit_the_failure_free_output() {
     let count: u64 = std::env::var("WEIR_SCHEDULES")

@@ -63,21 +63,23 @@ impl JobManager {
         }
     }
 
-    pub(super) fn on_failure(&mut self, reason: String, ctx: &mut Context<Self>) {
-        if self.state.status.is_terminal() || self.state.status == JobStatus::Restarting {
-            return;
-        }
-        warn!(job_id = %self.job_id, attempt = self.attempt, %reason, "job failure");
-        self.stop_tasks(ctx);
+    /// A failure that may heal by retrying: the restart strategy decides whether and when
+    /// `step` (deploying an attempt, or reading the snapshot to restore from) runs again.
+    pub(super) fn restart_or_give_up(
+        &mut self,
+        reason: String,
+        ctx: &mut Context<Self>,
+        step: fn(&mut Self, &mut Context<Self>),
+    ) {
         self.state.failure = Some(reason.clone());
         let jitter = (wall_clock_ms() % 2001) as f64 / 1000.0 - 1.0;
         match self.restart.on_failure(self.origin.elapsed(), jitter) {
             RestartDecision::Restart { delay } => {
                 self.state.restarts += 1;
                 self.set_status(JobStatus::Restarting);
-                ctx.run_later(delay, |act, ctx| {
+                ctx.run_later(delay, move |act, ctx| {
                     if act.state.status == JobStatus::Restarting {
-                        act.deploy(ctx);
+                        step(act, ctx);
                     }
                 });
             }
@@ -85,6 +87,15 @@ impl JobManager {
                 self.terminate(JobStatus::Failed, Some(format!("{why}: {reason}")), ctx);
             }
         }
+    }
+
+    pub(super) fn on_failure(&mut self, reason: String, ctx: &mut Context<Self>) {
+        if self.state.status.is_terminal() || self.state.status == JobStatus::Restarting {
+            return;
+        }
+        warn!(job_id = %self.job_id, attempt = self.attempt, %reason, "job failure");
+        self.stop_tasks(ctx);
+        self.restart_or_give_up(reason, ctx, Self::deploy);
     }
 
     /// Ends the job in `status`, applying the retention setting to retained checkpoints.

@@ -190,6 +190,11 @@ impl JobManager {
                         act.checkpoints.restored(location, metadata, claim, now);
                         act.deploy(ctx);
                     }
+                    Err(e) if e.is_transient() => {
+                        warn!(job_id = %act.job_id, error = %e, "reading the snapshot to restore failed");
+                        let reason = format!("cannot restore yet: {e}");
+                        act.restart_or_give_up(reason, ctx, Self::initialise)
+                    }
                     Err(e) => {
                         act.terminate(JobStatus::Failed, Some(format!("cannot restore: {e}")), ctx)
                     }

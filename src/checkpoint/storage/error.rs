@@ -69,6 +69,7 @@ pub enum StorageError {
     Metadata(#[from] MetadataError),
     #[error(transparent)]
     StateRead(#[from] StateReadError),
+    /// A write the storage tore.
     #[error(
         "`{path}` holds {stored} bytes after {written} were written: the storage lost part of \
          the write (a full disk or a failing device?)"
@@ -85,4 +86,17 @@ pub enum StorageError {
         #[source]
         source: Box<opendal::Error>,
     },
+}
+
+impl StorageError {
+    /// Whether retrying the same operation may succeed: an I/O error of the storage (a network,
+    /// a device, a fault injected for tests). A missing or damaged snapshot, a bad location or
+    /// a refused operation stays as it is however often it is retried.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            StorageError::Io { .. } => true,
+            StorageError::StateRead(e) => e.cause() == crate::failure::FailureCause::Recoverable,
+            _ => false,
+        }
+    }
 }
