@@ -320,6 +320,21 @@ fn regression_a_transient_read_error_of_the_snapshot_to_restore_is_retried() {
     }
 }
 
+/// Seed 100495: after a rescale the file sink's subtask with a staged file's old index deleted
+/// the file another subtask had to commit; every restart then failed to commit it.
+#[test]
+fn regression_a_rescaled_file_sink_commits_every_staged_file() {
+    let schedule = Schedule::generate(100_495, 10_000);
+    let parallelisms: Vec<u32> = schedule.runs.iter().map(|(p, _)| *p).collect();
+    assert!(
+        parallelisms.windows(2).any(|w| w[0] != w[1]),
+        "{schedule:?}"
+    );
+    if let Err(why) = run_schedule(&schedule) {
+        panic!("{why}");
+    }
+}
+
 #[test]
 fn random_fault_schedules_commit_the_failure_free_output() {
     let count: u64 = std::env::var("WEIR_SCHEDULES")

@@ -6,8 +6,10 @@
 //! pending names are operator state. When the checkpoint completes (`commit`) pending files
 //! become `part-…-chk-<n>.jsonl`, `<n>` the checkpoint whose barrier closed them. On restore
 //! from checkpoint `r`, the pending files the restored checkpoint lists are committed (renaming
-//! is idempotent), every other in-progress or pending file of the subtask — written after that
-//! checkpoint — is deleted, and so is every committed file of a checkpoint after `r`: its
+//! is idempotent; the list is union state, so after a rescale every subtask sees all of it and
+//! no subtask deletes a file another must commit), every other in-progress or pending file of
+//! the subtask (or of an index the job no longer has) — written after that checkpoint — is
+//! deleted, and so is every committed file of a checkpoint after `r`: its
 //! records come again from the rewound sources. That last step is what keeps the output
 //! exactly once when a job restores an older checkpoint than its latest (a damaged latest
 //! checkpoint, or a user restoring an earlier savepoint): the output is what a run from `r`
@@ -16,6 +18,7 @@
 //!
 //! The file writes are buffered (64 KiB) local-file writes on the subtask's thread.
 
+use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufWriter, Write};
 use std::marker::PhantomData;
@@ -115,9 +118,7 @@ impl<T> ExactlyOnceFileSink<T> {
             let Some((index, checkpoint)) = committed_file_origin(rest) else {
                 continue;
             };
-            let mine = index == info.index
-                || (index >= info.parallelism && index % info.parallelism == info.index);
-            if mine && checkpoint > restored_from.0 {
+            if owns_index(info, index) && checkpoint > restored_from.0 {
                 tracing::info!(uid = %info.uid, subtask = info.index, checkpoint_id = restored_from.0, file = %name, "rolling back output committed after the restored checkpoint");
                 match fs::remove_file(entry.path()) {
                     Ok(()) => {}
@@ -144,22 +145,44 @@ impl<T: Serialize + Send + 'static> Sink<T> for ExactlyOnceFileSink<T> {
     ) -> Result<(), OperatorError> {
         fs::create_dir_all(&self.dir).map_err(|e| self.io("create", &self.dir, e))?;
         self.prefix = format!("part-{}-{}-", info.uid, info.index);
-        let handle = state.list::<Staged>("staged")?;
+        // Union state: every subtask sees what every old subtask staged, so that a rescaled
+        // job commits all of it and no subtask deletes a file another one must commit.
+        let handle = state.union_list::<Staged>("staged")?;
         let restored = handle.get(state);
         for s in &restored {
+            // Idempotent: several subtasks may commit the same file.
             self.commit_file(s)?;
         }
         if let Some(restored_from) = info.restored {
             self.roll_back_commits_after(restored_from, info)?;
         }
-        // Everything else this subtask left behind was written after the restored checkpoint.
-        let hidden = format!(".{}", self.prefix);
+        // Everything else this subtask (or an index the job no longer has that maps to it) left
+        // behind was written after the restored checkpoint.
+        let restored: HashSet<&str> = restored.iter().map(|s| s.base.as_str()).collect();
+        let hidden = format!(".part-{}-", info.uid);
         let entries = fs::read_dir(&self.dir).map_err(|e| self.io("list", &self.dir, e))?;
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
-            if name.starts_with(&hidden) && (name.ends_with(IN_PROGRESS) || name.ends_with(PENDING))
-            {
-                fs::remove_file(entry.path()).map_err(|e| self.io("delete", &entry.path(), e))?;
+            let Some(base) = name
+                .strip_suffix(IN_PROGRESS)
+                .or_else(|| name.strip_suffix(PENDING))
+                .and_then(|n| n.strip_prefix('.'))
+            else {
+                continue;
+            };
+            let index = name
+                .strip_prefix(&hidden)
+                .and_then(|rest| rest.split_once('-'))
+                .and_then(|(index, _)| index.parse::<u32>().ok());
+            let Some(index) = index else {
+                continue;
+            };
+            if owns_index(info, index) && !restored.contains(base) {
+                match fs::remove_file(entry.path()) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(self.io("delete", &entry.path(), e)),
+                }
             }
         }
         self.sync_dir()?;
@@ -236,6 +259,12 @@ impl<T: Serialize + Send + 'static> Sink<T> for ExactlyOnceFileSink<T> {
         }
         Ok(())
     }
+}
+
+/// Whether subtask `info` cleans up after files of subtask index `index`: its own, and those of
+/// indices the job no longer has (`index % parallelism`).
+fn owns_index(info: &SubtaskInfo, index: u32) -> bool {
+    index == info.index || (index >= info.parallelism && index % info.parallelism == info.index)
 }
 
 /// The subtask index and checkpoint of a committed file, from its name after `part-<uid>-`
@@ -368,5 +397,41 @@ mod tests {
         assert_eq!(names.len(), 1, "{names:?}");
         assert!(names[0].starts_with("part-out-0-000001-") && names[0].ends_with("-chk-4.jsonl"));
         assert_eq!(committed_lines(dir.path()).unwrap(), vec!["1", "2"]);
+    }
+
+    /// Fault schedule 100495: after a rescale, the subtask with a staged file's old index
+    /// deleted it as "written after the checkpoint" while the subtask that got the entry had yet
+    /// to commit it; the commit then failed on every restart.
+    #[test]
+    fn after_a_rescale_every_staged_file_is_committed_and_none_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        let listed = "part-out-1-000001-0a1b2c3d";
+        let unlisted = "part-out-1-000002-0b0b0b0b";
+        // Old subtask 1 of 2 staged `listed` for checkpoint 3; old subtask 0 staged nothing.
+        let blob = |entries: Vec<Staged>| {
+            let mut old = OperatorStateStore::for_operator("out");
+            let h = old.union_list::<Staged>("staged").unwrap();
+            h.update(&mut old, entries);
+            old.snapshot().unwrap()
+        };
+        let blobs = [
+            blob(Vec::new()),
+            blob(vec![Staged {
+                checkpoint: 3,
+                base: listed.into(),
+            }]),
+        ];
+        touch(dir.path(), &format!(".{listed}{PENDING}"));
+        touch(dir.path(), &format!(".{unlisted}{PENDING}"));
+        // Rescaled to 3: every new subtask opens, the one with the file's old index first;
+        // whichever holds the entry commits it.
+        for index in [1, 2, 0] {
+            let mut state = OperatorStateStore::for_operator("out");
+            let slices: Vec<&[u8]> = blobs.iter().map(|b| b.as_slice()).collect();
+            state.restore(&slices, index, 3).unwrap();
+            let mut sink = ExactlyOnceFileSink::<u64>::new(dir.path());
+            sink.open(&info(index, 3, Some(3)), &mut state).unwrap();
+        }
+        assert_eq!(names(dir.path()), vec![format!("{listed}-chk-3.jsonl")]);
     }
 }
