@@ -3,133 +3,15 @@
 //! output is exactly once; the same through `stop --savepoint-path` then `run -s`; Ctrl-C; the
 //! ready word-count job; exit codes and messages.
 
+mod common;
+
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc::{self, Receiver};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
+use common::process::{stderr, stdout, weir, Running, WEIR};
 use serde_json::Value;
-use weir_actors::cli::http::request;
 use weir_actors::weir::connectors::file_sink::committed_lines;
-
-const WEIR: &str = env!("CARGO_BIN_EXE_weir");
-const WAIT: Duration = Duration::from_secs(90);
-
-fn weir(dir: &Path, args: &[&str]) -> Output {
-    Command::new(WEIR)
-        .args(args)
-        .current_dir(dir)
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("weir runs")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-/// A `weir run` in the background, its stdout read line by line.
-struct Running {
-    child: Child,
-    lines: Receiver<String>,
-    seen: Vec<String>,
-    addr: String,
-    job: String,
-}
-
-impl Running {
-    fn start(dir: &Path, args: &[&str]) -> Self {
-        let mut child = Command::new(WEIR)
-            .arg("run")
-            .args(args)
-            .current_dir(dir)
-            .env_remove("RUST_LOG")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("weir run starts");
-        let (tx, lines) = mpsc::channel();
-        let out = child.stdout.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut r = Self {
-            child,
-            lines,
-            seen: Vec::new(),
-            addr: String::new(),
-            job: String::new(),
-        };
-        let listening = r.wait_line("REST API listening on http://");
-        r.addr = listening
-            .trim_start_matches("REST API listening on http://")
-            .to_owned();
-        let running = r.wait_line("Job ");
-        assert!(running.contains(" is RUNNING"), "{running}");
-        r.job = running.split_whitespace().nth(1).unwrap().to_owned();
-        r
-    }
-
-    /// The next line that starts with `prefix` (bounded wait).
-    fn wait_line(&mut self, prefix: &str) -> String {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    self.seen.push(line.clone());
-                    if line.starts_with(prefix) {
-                        return line;
-                    }
-                }
-                Err(e) => panic!("no line `{prefix}...` ({e}); seen: {:#?}", self.seen),
-            }
-        }
-    }
-
-    /// Polls the job's checkpoint statistics until `done` holds (bounded).
-    fn wait_checkpoints(&self, done: impl Fn(&Value) -> bool) -> Value {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let r = request(
-                &self.addr,
-                "GET",
-                &format!("/jobs/{}/checkpoints", self.job),
-                None,
-            )
-            .expect("REST answers");
-            if done(&r.body) {
-                return r.body;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "checkpoints never got there: {}",
-                r.body
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// Waits for the process to exit and returns its code and the rest of its output.
-    fn finish(mut self) -> (i32, Vec<String>) {
-        let status = self.child.wait().unwrap();
-        self.seen.extend(self.lines.try_iter());
-        while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(5)) {
-            self.seen.push(line);
-        }
-        (status.code().unwrap_or(-1), self.seen)
-    }
-}
 
 /// `words` lines of a few words from a small vocabulary, and the true count of each word.
 fn write_input(path: &Path, lines: usize) -> BTreeMap<String, u64> {

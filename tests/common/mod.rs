@@ -1,5 +1,6 @@
 //! Shared pieces of the end-to-end tests: the keyed running-count job with failure injection,
-//! and the check that its committed output is exactly once.
+//! and the check that its committed output is exactly once; `process`: the `weir` binary in
+//! child processes.
 #![allow(dead_code)]
 
 use std::collections::{BTreeMap, HashSet};
@@ -13,6 +14,8 @@ use weir_actors::weir::functions::Count;
 use weir_actors::weir::graph::JobGraph;
 use weir_actors::weir::restart::RestartStrategy;
 use weir_actors::weir::stream::StreamEnvironment;
+
+pub mod process;
 
 /// Record values at which the `inject` operator panics, once each.
 pub type FailPoints = Arc<Mutex<HashSet<u64>>>;
