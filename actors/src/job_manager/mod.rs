@@ -288,6 +288,7 @@ impl JobManager {
     /// Carries out the lifecycle's decisions, in order.
     fn execute(&mut self, actions: Vec<JobAction<Reply>>, ctx: &mut Context<Self>) {
         let mut changed = false;
+        let (mut completed, mut subsumed) = (false, Vec::new());
         for action in actions {
             changed = true;
             match action {
@@ -325,7 +326,7 @@ impl JobManager {
                     for t in &self.tasks {
                         t.addr.do_send(CheckpointComplete { id, kind, ending });
                     }
-                    self.sweep_abandoned();
+                    completed = true;
                 }
                 JobAction::NotifyAborted { id } => {
                     for t in &self.tasks {
@@ -336,17 +337,7 @@ impl JobManager {
                     self.locations.remove(id);
                     self.discard_incomplete(location);
                 }
-                JobAction::DiscardCompleted { ids } => {
-                    let storage = self.storage.clone();
-                    let job_id = self.job_id;
-                    self.in_background(async move {
-                        for id in ids {
-                            if let Err(e) = storage.discard_checkpoint(id).await {
-                                warn!(%job_id, checkpoint_id = id.0, error = %e, "deleting a subsumed checkpoint failed");
-                            }
-                        }
-                    });
-                }
+                JobAction::DiscardCompleted { ids } => subsumed.extend(ids),
                 JobAction::DisposeClaimed { location } => {
                     let job_id = self.job_id;
                     self.in_background(async move {
@@ -362,6 +353,9 @@ impl JobManager {
                 JobAction::FailJob { reason } => self.on_failure(reason, ctx),
                 JobAction::Finished => self.terminate(JobStatus::Finished, None, ctx),
             }
+        }
+        if completed {
+            self.clean_up_after_completion(subsumed);
         }
         if changed {
             self.publish();

@@ -4,6 +4,7 @@
 
 use tracing::{info, warn};
 use weir::checkpoint::storage::SnapshotLocation;
+use weir::ids::CheckpointId;
 
 use super::JobManager;
 
@@ -14,13 +15,24 @@ impl JobManager {
         self.background.push(actix::spawn(work));
     }
 
-    /// Deletes in the background what aborted checkpoints left behind (files that landed after
-    /// their abort): every `chk-<n>` without `_metadata` that is not in flight.
-    pub(super) fn sweep_abandoned(&mut self) {
-        let Some(sweep) = self.abandoned_sweep() else {
-            return;
-        };
-        self.in_background(sweep);
+    /// After a completed checkpoint, in the background and in this order: deletes the
+    /// checkpoints retention no longer keeps, then what aborted checkpoints left behind (files
+    /// that landed after their abort: every `chk-<n>` without `_metadata` that is not in
+    /// flight). In this order the sweep never meets a subsumed checkpoint half deleted.
+    pub(super) fn clean_up_after_completion(&mut self, subsumed: Vec<CheckpointId>) {
+        let storage = self.storage.clone();
+        let job_id = self.job_id;
+        let sweep = self.abandoned_sweep();
+        self.in_background(async move {
+            for id in subsumed {
+                if let Err(e) = storage.discard_checkpoint(id).await {
+                    warn!(%job_id, checkpoint_id = id.0, error = %e, "deleting a subsumed checkpoint failed");
+                }
+            }
+            if let Some(sweep) = sweep {
+                sweep.await;
+            }
+        });
     }
 
     /// The sweep of abandoned checkpoints as things stand, unless this job's checkpoint

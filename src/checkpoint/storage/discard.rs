@@ -219,17 +219,24 @@ impl SnapshotLocation {
             .map(|e| e.path().to_string())
             .filter(|p| *p != prefix)
             .partition(|p| p.ends_with('/'));
+        // Deleting is idempotent: what another deletion (an abort, retention, a sweep)
+        // removed first is gone either way.
+        let gone = |e: &opendal::Error| e.kind() == opendal::ErrorKind::NotFound;
         for file in &files {
-            op.delete(file)
-                .await
-                .map_err(|source| self.io("delete", file, source))?;
+            match op.delete(file).await {
+                Err(source) if !gone(&source) => return Err(self.io("delete", file, source)),
+                _ => {}
+            }
         }
         dirs.sort_by_key(|d| std::cmp::Reverse(d.matches('/').count()));
         dirs.push(prefix);
         for dir in &dirs {
-            op.delete(dir)
-                .await
-                .map_err(|source| self.io("delete directory", dir, source))?;
+            match op.delete(dir).await {
+                Err(source) if !gone(&source) => {
+                    return Err(self.io("delete directory", dir, source))
+                }
+                _ => {}
+            }
         }
         Ok(())
     }
