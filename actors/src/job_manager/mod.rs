@@ -304,14 +304,12 @@ impl JobManager {
                     metadata,
                 } => {
                     let storage = self.storage.clone();
-                    let attempt = self.attempt;
                     self.writing_metadata.insert(id);
                     let fut = async move { storage.write_metadata(&location, &metadata).await };
+                    // Reported also after the attempt stopped: an aborted checkpoint's files are
+                    // deleted only once its `_metadata` write has ended.
                     ctx.spawn(fut.into_actor(self).map(move |result, act, ctx| {
                         act.writing_metadata.remove(&id);
-                        if act.attempt != attempt {
-                            return;
-                        }
                         let result = result.map(|_| ()).map_err(|e| {
                             error!(job_id = %act.job_id, checkpoint_id = id.0, error = %e, "writing _metadata failed");
                             e.to_string()
@@ -332,6 +330,15 @@ impl JobManager {
                     for t in &self.tasks {
                         t.addr.do_send(CheckpointAborted { id });
                     }
+                }
+                JobAction::DiscardAbortedCommit { id, location } => {
+                    self.locations.remove(id);
+                    let job_id = self.job_id;
+                    self.in_background(async move {
+                        if let Err(e) = location.dispose().await {
+                            warn!(%job_id, checkpoint_id = id.0, error = %e, "deleting a checkpoint aborted while it was committed failed");
+                        }
+                    });
                 }
                 JobAction::DiscardIncomplete { id, location } => {
                     self.locations.remove(id);

@@ -86,6 +86,12 @@ pub enum JobAction<R> {
         id: CheckpointId,
         location: SnapshotLocation,
     },
+    /// Checkpoint `id` was aborted while its `_metadata` was being written, and that write
+    /// then succeeded: it looks complete but is not one; delete it, `_metadata` first.
+    DiscardAbortedCommit {
+        id: CheckpointId,
+        location: SnapshotLocation,
+    },
     /// Delete these completed checkpoints, oldest first: they fell out of `num-retained`.
     DiscardCompleted { ids: Vec<CheckpointId> },
     /// Delete the snapshot this job was restored from in CLAIM mode: it is subsumed.
@@ -150,6 +156,9 @@ pub struct JobCheckpoints<R> {
     claimed: Option<SnapshotLocation>,
     /// The completed stop-with-savepoint, answered once the job has ended.
     stopped: Option<(Option<R>, CompletedCheckpoint)>,
+    /// Checkpoints aborted while their `_metadata` was being written: deleted once the write
+    /// has ended (deleting earlier could leave a `_metadata` naming deleted files).
+    aborted_commits: BTreeMap<CheckpointId, SnapshotLocation>,
     stats: CheckpointStatsTracker,
     restored: u64,
 }
@@ -183,6 +192,7 @@ impl<R> JobCheckpoints<R> {
             latest_completed: None,
             claimed: None,
             stopped: None,
+            aborted_commits: BTreeMap::new(),
             stats: CheckpointStatsTracker::default(),
             restored: 0,
         }
@@ -316,16 +326,30 @@ impl<R> JobCheckpoints<R> {
         self.carry_out(actions, now)
     }
 
-    /// Writing `_metadata` of `id` ended: `Ok` makes the checkpoint complete.
+    /// Writing `_metadata` of `id` ended: `Ok` makes the checkpoint complete — unless it was
+    /// aborted meanwhile (a timeout, a failover), when it is deleted now. Call it for every
+    /// write, also after the attempt that started it has stopped.
     pub fn metadata_written(
         &mut self,
         id: CheckpointId,
         result: Result<(), String>,
         now: Now,
     ) -> Vec<JobAction<R>> {
+        if let Some(location) = self.aborted_commits.remove(&id) {
+            return vec![match result {
+                Ok(()) => JobAction::DiscardAbortedCommit { id, location },
+                Err(_) => JobAction::DiscardIncomplete { id, location },
+            }];
+        }
         let actions = match result {
             Ok(()) => self.coordinator.finalized(id, now.monotonic),
-            Err(reason) => self.coordinator.finalize_failed(id, reason, now.monotonic),
+            Err(reason) => {
+                // The write has ended: its files can go with the abort that follows.
+                if let Some(flight) = self.in_flight.get_mut(&id) {
+                    flight.metadata = None;
+                }
+                self.coordinator.finalize_failed(id, reason, now.monotonic)
+            }
         };
         self.carry_out(actions, now)
     }
@@ -370,8 +394,8 @@ impl<R> JobCheckpoints<R> {
             }
         }
         let mut actions = Vec::new();
-        for (id, flight) in std::mem::take(&mut self.in_flight) {
-            if let Some(to) = flight.requester {
+        for (id, mut flight) in std::mem::take(&mut self.in_flight) {
+            if let Some(to) = flight.requester.take() {
                 actions.push(JobAction::Reply {
                     to,
                     result: Err(ControlError::JobEnded {
@@ -380,12 +404,21 @@ impl<R> JobCheckpoints<R> {
                     }),
                 });
             }
+            self.discard(id, flight, &mut actions);
+        }
+        actions
+    }
+
+    /// Deletes what an aborted checkpoint wrote: now, or once its `_metadata` write has ended.
+    fn discard(&mut self, id: CheckpointId, flight: InFlight<R>, actions: &mut Vec<JobAction<R>>) {
+        if flight.metadata.is_some() {
+            self.aborted_commits.insert(id, flight.location);
+        } else {
             actions.push(JobAction::DiscardIncomplete {
                 id,
                 location: flight.location,
             });
         }
-        actions
     }
 
     /// The job ended in `status`: a completed stop-with-savepoint is answered now — with its
@@ -543,10 +576,7 @@ impl<R> JobCheckpoints<R> {
         }
         actions.push(JobAction::NotifyAborted { id });
         if let Some(flight) = flight {
-            actions.push(JobAction::DiscardIncomplete {
-                id,
-                location: flight.location,
-            });
+            self.discard(id, flight, actions);
         }
         if self.phase == (Phase::Ending { final_id: id }) {
             actions.push(JobAction::FailJob {

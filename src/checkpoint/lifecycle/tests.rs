@@ -644,3 +644,57 @@ fn a_sweep_keeps_what_is_in_flight_and_every_later_id() {
         "abandoned once the attempt stopped"
     );
 }
+
+#[test]
+fn a_checkpoint_aborted_while_its_metadata_is_written_is_deleted_once_the_write_ends() {
+    let g = graph(None);
+    let mut l = running(&g);
+    let id = barrier(&l.on_tick(at(100))).id;
+    let written = ack_all(&mut l, id, at(110));
+    assert!(matches!(written[..], [JobAction::WriteMetadata { .. }]));
+    // The timeout runs out while `_metadata` is being written: aborted, but nothing deleted yet.
+    let actions = l.on_tick(at(100 + 1_000));
+    assert!(actions
+        .iter()
+        .any(|a| matches!(a, JobAction::NotifyAborted { id: i } if *i == id)));
+    assert!(!actions.iter().any(|a| matches!(
+        a,
+        JobAction::DiscardIncomplete { .. } | JobAction::DiscardAbortedCommit { .. }
+    )));
+    // The write succeeds after all: the checkpoint looks complete but is not one.
+    let actions = l.metadata_written(id, Ok(()), at(1_200));
+    assert!(
+        matches!(&actions[..], [JobAction::DiscardAbortedCommit { id: i, .. }] if *i == id),
+        "{actions:?}"
+    );
+    assert!(l.latest_completed().is_none());
+    assert_eq!(l.counts().completed, 0);
+}
+
+#[test]
+fn a_failed_metadata_write_discards_at_once_and_one_ended_by_a_failover_once_it_ends() {
+    let g = graph(None);
+    let mut l = running(&g);
+    let id = barrier(&l.on_tick(at(100))).id;
+    ack_all(&mut l, id, at(110));
+    let actions = l.metadata_written(id, Err("disk full".into()), at(120));
+    assert!(actions
+        .iter()
+        .any(|a| matches!(a, JobAction::DiscardIncomplete { id: i, .. } if *i == id)));
+
+    // (Flink's default tolerates no failure: that one asked for a failover; a forced
+    // checkpoint still goes.)
+    let kind = CheckpointKind::Checkpoint { full: false };
+    let next = barrier(
+        &l.request(kind, None, 1, JobStatus::Running, at(200))
+            .unwrap(),
+    )
+    .id;
+    ack_all(&mut l, next, at(210));
+    let stopped = l.stop_attempt(JobStatus::Restarting, at(220));
+    assert!(!stopped
+        .iter()
+        .any(|a| matches!(a, JobAction::DiscardIncomplete { .. })));
+    let actions = l.metadata_written(next, Err("gone".into()), at(230));
+    assert!(matches!(&actions[..], [JobAction::DiscardIncomplete { id: i, .. }] if *i == next));
+}
