@@ -51,13 +51,8 @@ impl JobManager {
                         }),
                 );
             }
-            Fallback::Exhausted { requested } => {
-                let why = if requested {
-                    "the snapshot given to restore from is damaged; it is not retried"
-                } else {
-                    "damaged state is not retried, and no older retained checkpoint is left to \
-                     fall back to"
-                };
+            Fallback::Exhausted(why) => {
+                let why = why.explain();
                 self.terminate(JobStatus::Failed, Some(format!("{reason} ({why})")), ctx)
             }
         }

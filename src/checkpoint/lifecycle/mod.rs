@@ -47,7 +47,7 @@ use crate::ids::{CheckpointId, JobId, TaskId};
 use crate::status::JobStatus;
 
 pub use request::{kind_name, CompletedCheckpoint, ControlError};
-pub use restore::{Fallback, RestorePoint, RestoreSource, SweepKeep};
+pub use restore::{Exhausted, Fallback, RestorePoint, RestoreSource, SweepKeep};
 
 /// The time of a fact: monotonic for the coordinator's decisions, wall clock (ms since the
 /// Unix epoch) for timestamps that are shown and stored.

@@ -40,11 +40,35 @@ pub enum Fallback {
         location: SnapshotLocation,
     },
     /// Nothing to fall back to: the job fails.
-    Exhausted {
-        /// The damaged snapshot is the one the user asked for (`-s`), which is never replaced
-        /// silently; otherwise no older retained checkpoint is left.
-        requested: bool,
-    },
+    Exhausted(Exhausted),
+}
+
+/// Why there is nothing to fall back to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exhausted {
+    /// The state is the snapshot the user asked for (`-s`), never replaced silently.
+    Requested,
+    /// No older retained checkpoint is left.
+    NothingOlder,
+    /// The job restored nothing: the state that cannot be used is the job's own (state
+    /// registered twice with different types, say); retrying cannot heal that either.
+    NotRestored,
+}
+
+impl Exhausted {
+    /// Says why the job fails, after the failure's own sentence.
+    pub fn explain(self) -> &'static str {
+        match self {
+            Exhausted::Requested => {
+                "the snapshot given to restore from is damaged; it is not retried"
+            }
+            Exhausted::NothingOlder => {
+                "damaged state is not retried, and no older retained checkpoint is left to fall \
+                 back to"
+            }
+            Exhausted::NotRestored => "retrying cannot heal this; the job fails",
+        }
+    }
 }
 
 /// The checkpoints a sweep of abandoned `chk-<n>` directories keeps, fixed when the sweep
@@ -99,11 +123,11 @@ impl<R> JobCheckpoints<R> {
     /// user asked for is never replaced.
     pub fn restore_point_damaged(&mut self, reason: &str) -> Fallback {
         let Some(point) = self.latest.as_ref() else {
-            return Fallback::Exhausted { requested: false };
+            return Fallback::Exhausted(Exhausted::NotRestored);
         };
         let damaged = point.metadata.checkpoint_id;
         if point.source == RestoreSource::Requested {
-            return Fallback::Exhausted { requested: true };
+            return Fallback::Exhausted(Exhausted::Requested);
         }
         self.coordinator.forget_retained(damaged);
         let older = self
@@ -119,7 +143,7 @@ impl<R> JobCheckpoints<R> {
                 id,
                 location: self.storage.checkpoint_location(id),
             },
-            None => Fallback::Exhausted { requested: false },
+            None => Fallback::Exhausted(Exhausted::NothingOlder),
         }
     }
 

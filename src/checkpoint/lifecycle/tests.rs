@@ -573,7 +573,7 @@ fn a_damaged_snapshot_given_with_s_is_never_replaced() {
     );
     assert!(matches!(
         l.restore_point_damaged("state file truncated"),
-        Fallback::Exhausted { requested: true }
+        Fallback::Exhausted(Exhausted::Requested)
     ));
 }
 
@@ -616,7 +616,7 @@ fn a_damaged_latest_checkpoint_falls_back_to_older_retained_ones_in_turn() {
     l.fell_back(location, restored_metadata(1), at(500));
     assert!(matches!(
         l.restore_point_damaged("chk-1 missing"),
-        Fallback::Exhausted { requested: false }
+        Fallback::Exhausted(Exhausted::NothingOlder)
     ));
     assert!(l.retained().is_empty());
 }
@@ -697,4 +697,14 @@ fn a_failed_metadata_write_discards_at_once_and_one_ended_by_a_failover_once_it_
         .any(|a| matches!(a, JobAction::DiscardIncomplete { .. })));
     let actions = l.metadata_written(next, Err("gone".into()), at(230));
     assert!(matches!(&actions[..], [JobAction::DiscardIncomplete { id: i, .. }] if *i == next));
+}
+
+#[test]
+fn unusable_state_of_a_job_that_restored_nothing_fails_it_without_a_fallback() {
+    let g = graph(None);
+    let mut l = running(&g);
+    assert!(matches!(
+        l.restore_point_damaged("state `count` registered twice with different types"),
+        Fallback::Exhausted(Exhausted::NotRestored)
+    ));
 }
