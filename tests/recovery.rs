@@ -335,3 +335,63 @@ fn restored_state_of_another_type_fails_the_job_at_once_whatever_the_restart_str
         "{failure}"
     );
 }
+
+#[test]
+fn weir_run_s_latest_resumes_the_newest_complete_snapshot_or_starts_fresh() {
+    let dir = tempfile::tempdir().unwrap();
+    let checkpoints = dir.path().join("checkpoints");
+    let job_file = dir.path().join("job.yaml");
+    std::fs::write(
+        &job_file,
+        format!(
+            "name: resumable\n\
+             config:\n  \
+               execution.checkpointing.interval: 50 ms\n  \
+               execution.checkpointing.dir: {}\n  \
+               execution.checkpointing.externalized-checkpoint-retention: RETAIN_ON_CANCELLATION\n  \
+               parallelism.default: 1\n\
+             pipeline:\n  \
+               - source: sequence\n    uid: numbers\n    to: 2000\n    rate: 4000\n  \
+               - operator: count\n    uid: counts\n    key-by: value\n  \
+               - sink: discard\n    uid: out\n",
+            checkpoints.display()
+        ),
+    )
+    .unwrap();
+    let run_latest = || {
+        let out = Command::new(WEIR)
+            .args(["run", job_file.to_str().unwrap(), "-s", "latest"])
+            .args(["-D", "rest.port=0"])
+            .env_remove("RUST_LOG")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+    };
+    let first = run_latest();
+    assert!(
+        first.contains("Nothing to resume") && first.contains("starting fresh"),
+        "{first}"
+    );
+    assert!(!first.contains("Restoring from"), "{first}");
+
+    let job_dir = std::fs::read_dir(&checkpoints)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let retained = files_in(&job_dir, "chk-")
+        .pop()
+        .expect("a retained checkpoint");
+    let second = run_latest();
+    let chosen = format!("Resuming from the latest snapshot: {}", retained.display());
+    assert!(second.contains(&chosen), "{second}");
+    assert!(second.contains("Restoring from"), "{second}");
+}

@@ -11,6 +11,7 @@
 //! - [`paths`]: the one place that builds storage paths.
 //! - [`storage`]: writing and reading state and metadata through opendal.
 //! - [`restore`]: which stored state each subtask of a (possibly rescaled) job restores.
+//! - [`resume`]: which snapshot `-s latest` resumes from.
 //! - [`retention`]: which completed checkpoints to keep.
 //! - [`stats`]: checkpoint statistics in the shape of Flink's REST API.
 
@@ -22,6 +23,7 @@ pub mod metadata;
 pub mod options;
 pub mod paths;
 pub mod restore;
+pub mod resume;
 pub mod retention;
 pub mod stats;
 pub mod storage;

@@ -74,7 +74,9 @@ pub struct RunArgs {
     /// The job file (.yaml, .yml or .toml).
     #[arg(value_name = "JOB_FILE")]
     pub job_file: PathBuf,
-    /// Restore from a savepoint or retained checkpoint (its directory or `_metadata`).
+    /// Restore from a savepoint or retained checkpoint (its directory or `_metadata`), or
+    /// `latest`: the newest complete one under the job's checkpoint and savepoint directories
+    /// (nothing there: start fresh).
     #[arg(short = 's', long = "from-savepoint", value_name = "PATH")]
     pub from_savepoint: Option<String>,
     /// Skip restored state of operators the job no longer has.

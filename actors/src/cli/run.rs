@@ -7,11 +7,18 @@
 //! status. Ctrl-C or SIGTERM cancels the job and says so; a second one exits at once. Committed
 //! output is never lost: a two-phase sink's committed files stay, and retained checkpoints follow
 //! `execution.checkpointing.externalized-checkpoint-retention`.
+//!
+//! `-s latest` (or `execution.state-recovery.path: latest`) resumes from the newest complete
+//! snapshot under the job's checkpoint and savepoint directories that the job can restore, and
+//! says which; with none it starts fresh and says so.
 
 use std::io::{IsTerminal, Write};
 use std::time::Duration;
 
 use actix_rt::signal::unix::{signal, SignalKind};
+use weir::checkpoint::resume::choose_latest;
+use weir::checkpoint::storage::{list_snapshots, StorageError};
+use weir::checkpoint::StorageConfig;
 use weir::config::keys;
 use weir::jobfile::{self, BuiltJob, LoadOptions, Registry};
 use weir::status::JobStatus;
@@ -55,12 +62,61 @@ pub fn run(args: &RunArgs, registry: &Registry) -> Result<u8, CliError> {
         env: std::env::vars().collect(),
         overrides: run_overrides(args)?,
     };
-    let job = jobfile::load(&args.job_file, registry, &options)?;
+    let mut job = jobfile::load(&args.job_file, registry, &options)?;
     for warning in &job.warnings {
         eprintln!("warning: {warning}");
     }
     let system = actix::System::new();
+    if job.config.restore.path.as_deref() == Some(LATEST) {
+        job.config.restore.path = system.block_on(latest_snapshot(&job))?;
+    }
     system.block_on(run_job(job))
+}
+
+/// What `-s` takes to resume from the newest snapshot this job left.
+pub const LATEST: &str = "latest";
+
+/// The newest complete snapshot under the job's checkpoint and savepoint directories that the
+/// job can restore ([`choose_latest`]), or `None` (said on stdout either way).
+///
+/// # Errors
+/// A directory that exists but cannot be listed.
+async fn latest_snapshot(job: &BuiltJob) -> Result<Option<String>, CliError> {
+    let checkpoint = &job.config.checkpoint;
+    let mut dirs = Vec::new();
+    if let StorageConfig::FileSystem { dir } = &checkpoint.storage {
+        dirs.push(dir.clone());
+    }
+    dirs.extend(checkpoint.savepoint_dir.clone());
+    let mut listings = Vec::new();
+    for dir in &dirs {
+        match list_snapshots(dir).await {
+            Ok(found) => listings.extend(found),
+            Err(StorageError::DirectoryNotFound { .. }) => {}
+            Err(e) => return Err(CliError::Failed(format!("cannot look for a snapshot: {e}"))),
+        }
+    }
+    let allow = job.config.restore.ignore_unclaimed_state;
+    match choose_latest(&listings, &job.graph, allow) {
+        Some(chosen) => {
+            say(&format!(
+                "Resuming from the latest snapshot: {} (of {} found under {})",
+                chosen.path,
+                listings.len(),
+                dirs.join(", ")
+            ));
+            Ok(Some(chosen.path.clone()))
+        }
+        None => {
+            let under = if dirs.is_empty() {
+                "no checkpoint or savepoint directory is configured".to_owned()
+            } else {
+                format!("none to resume under {}", dirs.join(", "))
+            };
+            say(&format!("Nothing to resume ({under}): starting fresh"));
+            Ok(None)
+        }
+    }
 }
 
 fn say(line: &str) {
