@@ -168,32 +168,45 @@ fn listing(dir: &Path) -> Vec<(PathBuf, u64)> {
     all
 }
 
-/// Something done to a state file.
-type Damage<'a> = dyn Fn(&Path) + 'a;
-
-#[test]
-fn every_kind_of_damage_to_a_state_file_fails_weir_run_s_fast_naming_the_file() {
-    let dir = tempfile::tempdir().unwrap();
-    let checkpoints = dir.path().join("checkpoints");
-    let job_file = dir.path().join("job.yaml");
+/// Writes a job file into `dir`: a sequence of `records` (at `records` per second), a keyed
+/// count and a discarding sink, checkpointing every 50 ms into `dir/checkpoints` and retaining
+/// the last checkpoint when the job ends, plus the `extra` config line. Returns the job file
+/// and the checkpoint directory.
+fn counting_job_file(dir: &Path, records: u64, extra: &str) -> (PathBuf, PathBuf) {
+    let checkpoints = dir.join("checkpoints");
+    let job_file = dir.join("job.yaml");
     std::fs::write(
         &job_file,
         format!(
-            "name: damaged\n\
+            "name: counting\n\
              config:\n  \
                execution.checkpointing.interval: 50 ms\n  \
                execution.checkpointing.dir: {}\n  \
                execution.checkpointing.externalized-checkpoint-retention: RETAIN_ON_CANCELLATION\n  \
-               execution.checkpointing.data-inline-threshold: 0\n  \
-               parallelism.default: 1\n\
+               parallelism.default: 1\n  \
+               {extra}\n\
              pipeline:\n  \
-               - source: sequence\n    uid: numbers\n    to: 3000\n    rate: 3000\n  \
+               - source: sequence\n    uid: numbers\n    to: {records}\n    rate: {records}\n  \
                - operator: count\n    uid: counts\n    key-by: value\n  \
                - sink: discard\n    uid: out\n",
             checkpoints.display()
         ),
     )
     .unwrap();
+    (job_file, checkpoints)
+}
+
+/// Something done to a state file.
+type Damage<'a> = dyn Fn(&Path) + 'a;
+
+#[test]
+fn every_kind_of_damage_to_a_state_file_fails_weir_run_s_fast_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let (job_file, checkpoints) = counting_job_file(
+        dir.path(),
+        3_000,
+        "execution.checkpointing.data-inline-threshold: 0",
+    );
     let out = Command::new(WEIR)
         .args(["run", job_file.to_str().unwrap(), "-D", "rest.port=0"])
         .env_remove("RUST_LOG")
@@ -339,25 +352,7 @@ fn restored_state_of_another_type_fails_the_job_at_once_whatever_the_restart_str
 #[test]
 fn weir_run_s_latest_resumes_the_newest_complete_snapshot_or_starts_fresh() {
     let dir = tempfile::tempdir().unwrap();
-    let checkpoints = dir.path().join("checkpoints");
-    let job_file = dir.path().join("job.yaml");
-    std::fs::write(
-        &job_file,
-        format!(
-            "name: resumable\n\
-             config:\n  \
-               execution.checkpointing.interval: 50 ms\n  \
-               execution.checkpointing.dir: {}\n  \
-               execution.checkpointing.externalized-checkpoint-retention: RETAIN_ON_CANCELLATION\n  \
-               parallelism.default: 1\n\
-             pipeline:\n  \
-               - source: sequence\n    uid: numbers\n    to: 2000\n    rate: 4000\n  \
-               - operator: count\n    uid: counts\n    key-by: value\n  \
-               - sink: discard\n    uid: out\n",
-            checkpoints.display()
-        ),
-    )
-    .unwrap();
+    let (job_file, checkpoints) = counting_job_file(dir.path(), 2_000, "");
     let run_latest = || {
         let out = Command::new(WEIR)
             .args(["run", job_file.to_str().unwrap(), "-s", "latest"])
