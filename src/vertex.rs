@@ -9,13 +9,17 @@
 use std::any::Any;
 use std::sync::{Arc, Mutex};
 
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
 use crate::element::{Barrier, CheckpointKind};
 use crate::ids::CheckpointId;
 use crate::operator::{
     KeyedProcessFunction, Operator, OperatorError, Sink, Source, SourcePoll, SubtaskInfo,
 };
 use crate::partition::{OutBatch, OutputEdge, OutputWriter, WiringError};
-use crate::state::key_group::range_for_subtask;
+use crate::state::channel;
+use crate::state::key_group::{key_group_of, range_for_subtask};
 use crate::state::keyed::{KeyedSnapshotJob, KeyedStateStore, StateBackendKind, StateKey};
 use crate::state::operator_state::OperatorStateStore;
 use crate::state::StateError;
@@ -29,6 +33,9 @@ pub struct RestoredState {
     /// Operator-state blobs of all old subtasks, in old subtask order (empty: nothing restored;
     /// an old subtask without state contributes an empty store's blob).
     pub operator: Vec<Arc<Vec<u8>>>,
+    /// Channel-state blobs (unaligned checkpoints) of the old subtasks whose in-flight input
+    /// this subtask takes over (`checkpoint::restore` says which); only a chain's head has any.
+    pub channel: Vec<Arc<Vec<u8>>>,
 }
 
 impl RestoredState {
@@ -131,6 +138,26 @@ pub trait VertexRuntime: Send {
     /// The synchronous part of a checkpoint: capture state (sinks pre-commit here). Keyed state
     /// comes back as [`StateBlob::Deferred`]: the caller encodes it, off the subtask's thread.
     fn snapshot(&mut self, barrier: &Barrier) -> Result<VertexSnapshot, OperatorError>;
+
+    /// Unaligned checkpoints: the bytes of one input batch (as handed to [`Self::process`]),
+    /// recorded as channel state.
+    fn encode_input(&self, _batch: &(dyn Any + Send)) -> Result<Vec<u8>, OperatorError> {
+        Err(OperatorError::msg("a source has no input to record"))
+    }
+
+    /// Restored channel state: the batches of `blobs` to process before any new input, in
+    /// order. A keyed operator keeps only the records of its own key groups (the blobs of a
+    /// rescaled job hold others' too).
+    fn restore_input(
+        &self,
+        blobs: &[Arc<Vec<u8>>],
+    ) -> Result<Vec<Box<dyn Any + Send>>, OperatorError> {
+        if blobs.is_empty() {
+            Ok(Vec::new())
+        } else {
+            Err(OperatorError::msg("a source has no input to restore"))
+        }
+    }
 
     /// Checkpoint `id` is complete and durable.
     fn checkpoint_complete(
@@ -238,7 +265,7 @@ struct OperatorVertex<I, O, Op> {
 /// The factory of a non-keyed operator vertex.
 pub fn operator_factory<I, O, Op>(op: Op) -> VertexFactory
 where
-    I: Send + 'static,
+    I: Serialize + DeserializeOwned + Send + 'static,
     O: Clone + Send + 'static,
     Op: Operator<I, O> + Clone,
 {
@@ -254,6 +281,40 @@ where
     })
 }
 
+/// The records of one input batch, by reference.
+fn input_records<I: 'static>(batch: &(dyn Any + Send)) -> Result<&Vec<I>, OperatorError> {
+    batch
+        .downcast_ref::<Vec<I>>()
+        .ok_or_else(|| OperatorError::msg("input batch has the wrong record type (wiring bug)"))
+}
+
+/// Encodes one input batch as channel state.
+fn encode_input<I: Serialize + 'static>(
+    uid: &str,
+    batch: &(dyn Any + Send),
+) -> Result<Vec<u8>, OperatorError> {
+    Ok(channel::encode_batch(uid, input_records::<I>(batch)?)?)
+}
+
+/// Decodes restored channel-state blobs into input batches, keeping the records `keep` accepts.
+fn restore_input<I: DeserializeOwned + Send + 'static>(
+    uid: &str,
+    blobs: &[Arc<Vec<u8>>],
+    keep: impl Fn(&I) -> bool,
+) -> Result<Vec<Box<dyn Any + Send>>, OperatorError> {
+    let mut out: Vec<Box<dyn Any + Send>> = Vec::new();
+    for blob in blobs {
+        for (i, bytes) in channel::decode_blob(uid, blob)?.iter().enumerate() {
+            let mut records: Vec<I> = channel::decode_batch(uid, i, bytes)?;
+            records.retain(|r| keep(r));
+            if !records.is_empty() {
+                out.push(Box::new(records));
+            }
+        }
+    }
+    Ok(out)
+}
+
 fn downcast_batch<I: 'static>(batch: Box<dyn Any + Send>) -> Result<Vec<I>, OperatorError> {
     batch
         .downcast::<Vec<I>>()
@@ -263,7 +324,7 @@ fn downcast_batch<I: 'static>(batch: Box<dyn Any + Send>) -> Result<Vec<I>, Oper
 
 impl<I, O, Op> VertexRuntime for OperatorVertex<I, O, Op>
 where
-    I: Send + 'static,
+    I: Serialize + DeserializeOwned + Send + 'static,
     O: Clone + Send + 'static,
     Op: Operator<I, O>,
 {
@@ -282,6 +343,17 @@ where
         self.op.process(input, &mut out)?;
         self.out.write(out, ready);
         Ok(())
+    }
+
+    fn encode_input(&self, batch: &(dyn Any + Send)) -> Result<Vec<u8>, OperatorError> {
+        encode_input::<I>(&self.info.uid, batch)
+    }
+
+    fn restore_input(
+        &self,
+        blobs: &[Arc<Vec<u8>>],
+    ) -> Result<Vec<Box<dyn Any + Send>>, OperatorError> {
+        restore_input::<I>(&self.info.uid, blobs, |_| true)
     }
 
     fn flush(&mut self, ready: &mut Vec<OutBatch>) {
@@ -326,7 +398,7 @@ pub fn keyed_factory<K, I, O, F>(
 ) -> VertexFactory
 where
     K: StateKey,
-    I: Send + 'static,
+    I: Serialize + DeserializeOwned + Send + 'static,
     O: Clone + Send + 'static,
     F: KeyedProcessFunction<K, I, O> + Clone,
 {
@@ -346,7 +418,7 @@ where
 impl<K, I, O, F> VertexRuntime for KeyedVertex<K, I, O, F>
 where
     K: StateKey,
-    I: Send + 'static,
+    I: Serialize + DeserializeOwned + Send + 'static,
     O: Clone + Send + 'static,
     F: KeyedProcessFunction<K, I, O>,
 {
@@ -373,6 +445,21 @@ where
         Ok(())
     }
 
+    fn encode_input(&self, batch: &(dyn Any + Send)) -> Result<Vec<u8>, OperatorError> {
+        encode_input::<I>(&self.info.uid, batch)
+    }
+
+    fn restore_input(
+        &self,
+        blobs: &[Arc<Vec<u8>>],
+    ) -> Result<Vec<Box<dyn Any + Send>>, OperatorError> {
+        let range = self.state.key_groups();
+        let max_parallelism = self.info.max_parallelism;
+        restore_input::<I>(&self.info.uid, blobs, |r| {
+            range.contains(key_group_of(&(self.key_of)(r), max_parallelism))
+        })
+    }
+
     fn flush(&mut self, ready: &mut Vec<OutBatch>) {
         self.out.flush(ready);
     }
@@ -397,7 +484,7 @@ struct SinkVertex<T, S> {
 /// The factory of a sink vertex.
 pub fn sink_factory<T, S>(sink: S) -> VertexFactory
 where
-    T: Send + 'static,
+    T: Serialize + DeserializeOwned + Send + 'static,
     S: Sink<T> + Clone,
 {
     let proto = Arc::new(Prototype(Mutex::new(sink)));
@@ -411,7 +498,9 @@ where
     })
 }
 
-impl<T: Send + 'static, S: Sink<T>> VertexRuntime for SinkVertex<T, S> {
+impl<T: Serialize + DeserializeOwned + Send + 'static, S: Sink<T>> VertexRuntime
+    for SinkVertex<T, S>
+{
     fn open(&mut self, restored: &RestoredState) -> Result<(), OperatorError> {
         restored.restore_operator_state(&mut self.state, &self.info)?;
         self.sink.open(&self.info, &mut self.state)
@@ -423,6 +512,17 @@ impl<T: Send + 'static, S: Sink<T>> VertexRuntime for SinkVertex<T, S> {
         _ready: &mut Vec<OutBatch>,
     ) -> Result<(), OperatorError> {
         self.sink.write(downcast_batch::<T>(batch)?)
+    }
+
+    fn encode_input(&self, batch: &(dyn Any + Send)) -> Result<Vec<u8>, OperatorError> {
+        encode_input::<T>(&self.info.uid, batch)
+    }
+
+    fn restore_input(
+        &self,
+        blobs: &[Arc<Vec<u8>>],
+    ) -> Result<Vec<Box<dyn Any + Send>>, OperatorError> {
+        restore_input::<T>(&self.info.uid, blobs, |_| true)
     }
 
     fn flush(&mut self, _ready: &mut Vec<OutBatch>) {}
@@ -551,6 +651,7 @@ mod tests {
             .open(&RestoredState {
                 keyed: vec![Arc::new(blob)],
                 operator: vec![],
+                channel: vec![],
             })
             .unwrap();
         let out = run(restored.as_mut(), (0..200).collect());

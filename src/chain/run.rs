@@ -129,6 +129,68 @@ impl Chain {
         self.pass_on(0, out, ready)
     }
 
+    /// One batch into member `member` (its input), then through the rest of the chain: how
+    /// channel state restored for a member that is no longer the head (chaining changed since
+    /// the snapshot) is replayed.
+    ///
+    /// # Errors
+    /// The member that failed, named.
+    pub fn process_at(
+        &mut self,
+        member: usize,
+        batch: Box<dyn Any + Send>,
+        ready: &mut Vec<OutBatch>,
+    ) -> Result<(), OperatorError> {
+        let Some(m) = self.members.get_mut(member) else {
+            return Err(OperatorError::msg(format!(
+                "restored input for chain member {member} of a chain of {}",
+                self.members.len()
+            )));
+        };
+        let mut out = Vec::new();
+        m.runtime
+            .process(batch, &mut out)
+            .map_err(|e| named(&m.uid, e))?;
+        self.pass_on(member, out, ready)
+    }
+
+    /// Unaligned checkpoints: the bytes of `batch`, an input of member `member`, as channel
+    /// state.
+    ///
+    /// # Errors
+    /// The member that failed, named.
+    pub fn encode_input(
+        &self,
+        member: usize,
+        batch: &(dyn Any + Send),
+    ) -> Result<Vec<u8>, OperatorError> {
+        let m = self
+            .members
+            .get(member)
+            .ok_or_else(|| OperatorError::msg(format!("no chain member {member}")))?;
+        m.runtime.encode_input(batch).map_err(|e| named(&m.uid, e))
+    }
+
+    /// The channel state restored for each member (`restored[i]`), decoded: `(member, batch)`
+    /// in member order, each member's batches in their recorded order.
+    ///
+    /// # Errors
+    /// The member whose channel state could not be read, named.
+    pub fn restore_input(
+        &self,
+        restored: &[RestoredState],
+    ) -> Result<Vec<(usize, Box<dyn Any + Send>)>, OperatorError> {
+        let mut out = Vec::new();
+        for (i, (m, r)) in self.members.iter().zip(restored).enumerate() {
+            let batches = m
+                .runtime
+                .restore_input(&r.channel)
+                .map_err(|e| named(&m.uid, e))?;
+            out.extend(batches.into_iter().map(|b| (i, b)));
+        }
+        Ok(out)
+    }
+
     /// Flushes every member, head first, so each flush reaches the members after it.
     ///
     /// # Errors

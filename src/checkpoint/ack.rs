@@ -24,16 +24,25 @@ pub struct OperatorAck {
     pub vertex: u32,
     pub keyed: Option<StateHandle>,
     pub operator: Option<StateHandle>,
+    /// Unaligned checkpoints: the in-flight input the barrier overtook (channel state).
+    #[serde(default)]
+    pub channel: Option<StateHandle>,
 }
 
 impl OperatorAck {
-    /// Bytes of this operator's state.
+    /// Bytes of this operator's state, channel state included.
     pub fn state_size(&self) -> u64 {
         self.keyed
             .iter()
             .chain(self.operator.iter())
+            .chain(self.channel.iter())
             .map(StateHandle::size)
             .sum()
+    }
+
+    /// Bytes of its channel state (Flink's "persisted in-flight data").
+    pub fn persisted_data(&self) -> u64 {
+        self.channel.as_ref().map_or(0, StateHandle::size)
     }
 }
 
@@ -45,12 +54,20 @@ pub struct SubtaskAck {
     pub sync_micros: u64,
     /// Time from the first barrier to the last (exactly-once alignment), in microseconds.
     pub alignment_micros: u64,
+    /// The subtask took its snapshot unaligned (its channel state is in `operators`).
+    #[serde(default)]
+    pub unaligned: bool,
 }
 
 impl SubtaskAck {
     /// Bytes of state over all operators.
     pub fn state_size(&self) -> u64 {
         self.operators.iter().map(OperatorAck::state_size).sum()
+    }
+
+    /// Bytes of channel state over all operators.
+    pub fn persisted_data(&self) -> u64 {
+        self.operators.iter().map(OperatorAck::persisted_data).sum()
     }
 }
 
@@ -99,11 +116,13 @@ pub fn assemble_metadata(
             subtasks: (0..info.parallelism)
                 .map(|index| {
                     let op = states.remove(&(v as u32, index));
-                    let (keyed, operator) = op.map_or((None, None), |o| (o.keyed, o.operator));
+                    let (keyed, operator, channel) =
+                        op.map_or((None, None, None), |o| (o.keyed, o.operator, o.channel));
                     SubtaskSnapshot {
                         index,
                         keyed,
                         operator,
+                        channel,
                     }
                 })
                 .collect(),
@@ -160,15 +179,18 @@ mod tests {
                             vertex: 0,
                             keyed: None,
                             operator: Some(StateHandle::Inline(vec![subtask as u8])),
+                            channel: None,
                         },
                         OperatorAck {
                             vertex: 1,
                             keyed: None,
                             operator: None,
+                            channel: None,
                         },
                     ],
                     sync_micros: 1,
                     alignment_micros: 2,
+                    unaligned: false,
                 },
             )
         };
@@ -180,9 +202,11 @@ mod tests {
                         vertex: 2,
                         keyed: file(&format!("count-{subtask}-keyed"), 100 + subtask as u64),
                         operator: None,
+                        channel: None,
                     }],
                     sync_micros: 1,
                     alignment_micros: 2,
+                    unaligned: false,
                 },
             )
         };

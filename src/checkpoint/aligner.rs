@@ -314,6 +314,34 @@ impl BarrierAligner {
     }
 }
 
+impl BarrierAligner {
+    /// Checkpoint `id` is handled elsewhere from now on (an unaligned checkpoint whose
+    /// alignment timed out): an alignment of `id` is given up ([`AbandonReason::Aborted`]), an
+    /// older one in progress is [`AbandonReason::Subsumed`], as a barrier of `id` would
+    /// subsume it, every channel is released, and barriers of `id` and older are stale.
+    /// Exactly-once only; in at-least-once mode it is [`Self::on_abort`].
+    pub fn skip_to(&mut self, id: CheckpointId) -> AlignerOutput {
+        let mut out = AlignerOutput::default();
+        let Progress::Aligning(current) = &mut self.progress else {
+            return self.on_abort(id);
+        };
+        if self.history.is_stale(id) {
+            return out;
+        }
+        if let Some(aligning) = current.take_if(|a| a.id <= id) {
+            let reason = if aligning.id == id {
+                AbandonReason::Aborted
+            } else {
+                AbandonReason::Subsumed
+            };
+            release_all(&mut self.channels);
+            out.abandoned.push((aligning.id, reason));
+        }
+        self.history.finish(id);
+        out
+    }
+}
+
 /// Exactly-once handling of a barrier that is neither stale nor on an ended channel.
 fn align(
     channels: &mut [ChannelState],
@@ -805,6 +833,24 @@ mod tests {
         assert_eq!(a.pending(), Some(id(5)));
         assert!(a.on_end_of_input(0).is_empty());
         assert_eq!(a.on_barrier(1, b(5)), completed(5));
+    }
+
+    #[test]
+    fn skip_to_gives_up_the_alignment_subsumes_older_ones_and_makes_barriers_stale() {
+        let mut a = BarrierAligner::new(EXACTLY, 2);
+        a.on_barrier(0, b(1));
+        let out = a.skip_to(id(2));
+        assert_eq!(out.abandoned, vec![(id(1), AbandonReason::Subsumed)]);
+        assert_eq!(blocked(&a), Vec::<usize>::new());
+        assert!(a.on_barrier(1, b(1)).is_empty());
+        assert!(a.on_barrier(1, b(2)).is_empty());
+        assert_eq!(a.pending(), None);
+        a.on_barrier(0, b(3));
+        let out = a.skip_to(id(3));
+        assert_eq!(out.abandoned, vec![(id(3), AbandonReason::Aborted)]);
+        assert!(a.skip_to(id(3)).is_empty());
+        a.on_barrier(0, b(4));
+        assert_eq!(a.on_barrier(1, b(4)), completed(4));
     }
 
     #[test]

@@ -44,6 +44,10 @@ pub struct SubtaskSnapshot {
     pub keyed: Option<StateHandle>,
     /// Operator (non-keyed) state, including a source's position, if any.
     pub operator: Option<StateHandle>,
+    /// Channel state of an unaligned checkpoint: the subtask's in-flight input that the barrier
+    /// overtook (a blob of `state::channel`), if any. Absent in files written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<StateHandle>,
 }
 
 /// The state of every subtask of one operator.
@@ -76,7 +80,17 @@ impl CheckpointMetadata {
         self.operators
             .iter()
             .flat_map(|o| &o.subtasks)
-            .flat_map(|s| s.keyed.iter().chain(s.operator.iter()))
+            .flat_map(|s| s.keyed.iter().chain(s.operator.iter()).chain(s.channel.iter()))
+            .map(StateHandle::size)
+            .sum()
+    }
+
+    /// Bytes of channel state (unaligned checkpoints' persisted in-flight data).
+    pub fn persisted_data(&self) -> u64 {
+        self.operators
+            .iter()
+            .flat_map(|o| &o.subtasks)
+            .filter_map(|s| s.channel.as_ref())
             .map(StateHandle::size)
             .sum()
     }
@@ -186,6 +200,7 @@ impl CheckpointMetadata {
                 s.keyed
                     .iter()
                     .chain(s.operator.iter())
+                    .chain(s.channel.iter())
                     .map(move |h| (o.uid.as_str(), s.index, h))
             })
         })
@@ -235,11 +250,13 @@ mod tests {
             any::<u32>(),
             proptest::option::of(handle()),
             proptest::option::of(handle()),
+            proptest::option::of(handle()),
         )
-            .prop_map(|(index, keyed, operator)| SubtaskSnapshot {
+            .prop_map(|(index, keyed, operator, channel)| SubtaskSnapshot {
                 index,
                 keyed,
                 operator,
+                channel,
             });
         let operator = (
             "\\PC{0,20}",
@@ -297,6 +314,7 @@ mod tests {
                         size: 10,
                         crc32: 99,
                     }),
+                    channel: None,
                 }],
             }],
         }

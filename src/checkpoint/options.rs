@@ -77,6 +77,9 @@ pub struct CheckpointConfig {
     pub inline_threshold: u64,
     /// Unaligned checkpoints (exactly-once only, max concurrent 1).
     pub unaligned: bool,
+    /// With `unaligned`: a checkpoint starts aligned and a subtask switches to unaligned once
+    /// its alignment has taken this long (zero: unaligned from the first barrier).
+    pub aligned_timeout: Duration,
     /// Incremental snapshots where the state backend supports them.
     pub incremental: bool,
     /// Compress snapshot files.
@@ -100,6 +103,7 @@ impl Default for CheckpointConfig {
             savepoint_dir: None,
             inline_threshold: DEFAULT_INLINE_THRESHOLD,
             unaligned: false,
+            aligned_timeout: Duration::ZERO,
             incremental: false,
             compression: false,
             create_subdir: true,
@@ -138,9 +142,6 @@ impl CheckpointConfig {
     /// runtime warns about each at job start instead of ignoring it silently.
     pub fn unimplemented_settings(&self) -> Vec<&'static str> {
         let mut keys = Vec::new();
-        if self.unaligned {
-            keys.push("execution.checkpointing.unaligned.enabled (checkpoints stay aligned)");
-        }
         if self.incremental {
             keys.push("execution.checkpointing.incremental (every checkpoint is full)");
         }
@@ -241,8 +242,8 @@ mod tests {
             ..CheckpointConfig::default()
         };
         let keys = c.unimplemented_settings();
-        assert_eq!(keys.len(), 2);
-        assert!(keys[0].starts_with("execution.checkpointing.unaligned.enabled"));
+        assert_eq!(keys.len(), 1);
+        assert!(keys[0].starts_with("execution.checkpointing.snapshot-compression"));
     }
 
     #[test]

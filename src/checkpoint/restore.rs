@@ -9,10 +9,13 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::checkpoint::metadata::{CheckpointMetadata, StateHandle};
+use crate::checkpoint::metadata::{
+    CheckpointMetadata, OperatorSnapshot, StateHandle, SubtaskSnapshot,
+};
 use crate::checkpoint::storage::{SnapshotLocation, StateReadError};
 use crate::failure::FailureCause;
 use crate::graph::JobGraph;
+use crate::partition::Partitioning;
 use crate::state::key_group::range_for_subtask;
 use crate::state::operator_state::OperatorStateStore;
 use crate::state::StateError;
@@ -27,6 +30,9 @@ pub struct SubtaskRestore {
     /// Operator-state handles of every old subtask, in old subtask order (`None`: that old
     /// subtask had no operator state); empty when no old subtask had any.
     pub operator: Vec<Option<StateHandle>>,
+    /// Channel-state handles (unaligned checkpoints) of the old subtasks whose in-flight input
+    /// this subtask takes over, in old subtask order.
+    pub channel: Vec<StateHandle>,
 }
 
 /// Restore plan: `plan[vertex][subtask]`.
@@ -67,7 +73,7 @@ pub fn plan_restore(
         let has_state = op
             .subtasks
             .iter()
-            .any(|s| s.keyed.is_some() || s.operator.is_some());
+            .any(|s| s.keyed.is_some() || s.operator.is_some() || s.channel.is_some());
         let Some(&v) = by_uid.get(op.uid.as_str()) else {
             if has_state && !allow_non_restored_state {
                 return Err(RestoreError::UnmatchedState {
@@ -116,8 +122,51 @@ pub fn plan_restore(
                 target.operator = operator_handles.clone();
             }
         }
+        assign_channel_state(graph, v, op, &old, &mut plan[v]);
     }
     Ok(plan)
+}
+
+/// Which new subtask replays which old subtask's channel state (the in-flight input of an
+/// unaligned checkpoint). Same parallelism: its own. Otherwise, for an operator fed by a key-by
+/// edge, every new subtask reads the old subtasks whose key groups overlap its own (all of them
+/// if the max parallelism changed) and keeps only the records of its key groups
+/// (`VertexRuntime::restore_input`); for any other input, old subtask `j` goes to new subtask
+/// `j mod p`, so each record is replayed exactly once.
+fn assign_channel_state(
+    graph: &JobGraph,
+    v: usize,
+    op: &OperatorSnapshot,
+    old: &[SubtaskSnapshot],
+    targets: &mut [SubtaskRestore],
+) {
+    if old.iter().all(|s| s.channel.is_none()) || targets.is_empty() {
+        return;
+    }
+    let vertex = &graph.vertices[v];
+    let keyed = graph
+        .inputs(v)
+        .any(|(_, e)| e.partitioning == Partitioning::KeyBy);
+    let new_parallelism = targets.len();
+    for (new_index, target) in targets.iter_mut().enumerate() {
+        let range = range_for_subtask(vertex.max_parallelism, vertex.parallelism, new_index as u32);
+        for s in old {
+            let Some(handle) = &s.channel else { continue };
+            let takes = if op.parallelism == vertex.parallelism {
+                s.index as usize == new_index
+            } else if keyed {
+                op.max_parallelism != vertex.max_parallelism
+                    || !range_for_subtask(op.max_parallelism, op.parallelism, s.index)
+                        .intersect(&range)
+                        .is_empty()
+            } else {
+                s.index as usize % new_parallelism == new_index
+            };
+            if takes {
+                target.channel.push(handle.clone());
+            }
+        }
+    }
 }
 
 /// Why the state of a subtask could not be read back from a snapshot. The message names the
@@ -200,6 +249,10 @@ pub async fn read_restored_state(
             for h in &sub.keyed {
                 let blob = read_cached(location, h, &mut cache).await.map_err(failed)?;
                 restored[v][i].keyed.push(blob);
+            }
+            for h in &sub.channel {
+                let blob = read_cached(location, h, &mut cache).await.map_err(failed)?;
+                restored[v][i].channel.push(blob);
             }
             for h in &sub.operator {
                 let blob = match h {

@@ -75,6 +75,7 @@ mod tests {
                     index: 0,
                     keyed: None,
                     operator: Some(StateHandle::Inline(vec![1])),
+                    channel: None,
                 }],
             }],
         };

@@ -382,6 +382,7 @@ fn checkpoint(r: &mut Reader<'_>) -> CheckpointConfig {
         savepoint_dir: r.text(SAVEPOINT_DIR),
         inline_threshold: r.size(INLINE_THRESHOLD).unwrap_or(d.inline_threshold),
         unaligned,
+        aligned_timeout: r.duration(ALIGNED_TIMEOUT).unwrap_or(d.aligned_timeout),
         incremental: r.boolean(INCREMENTAL).unwrap_or(d.incremental),
         compression: r.boolean(COMPRESSION).unwrap_or(d.compression),
         create_subdir: r.boolean(CREATE_SUBDIR).unwrap_or(d.create_subdir),

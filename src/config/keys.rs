@@ -45,6 +45,8 @@ pub const INLINE_THRESHOLD: &str = "execution.checkpointing.data-inline-threshol
 pub const WRITE_BUFFER_SIZE: &str = "execution.checkpointing.write-buffer-size";
 /// `execution.checkpointing.unaligned.enabled`.
 pub const UNALIGNED: &str = "execution.checkpointing.unaligned.enabled";
+/// `execution.checkpointing.aligned-checkpoint-timeout`.
+pub const ALIGNED_TIMEOUT: &str = "execution.checkpointing.aligned-checkpoint-timeout";
 /// `execution.checkpointing.incremental`.
 pub const INCREMENTAL: &str = "execution.checkpointing.incremental";
 /// `execution.checkpointing.snapshot-compression`.
@@ -252,6 +254,13 @@ pub const KEYS: &[KeySpec] = &[
         "unaligned checkpoints",
     ),
     entry(
+        ALIGNED_TIMEOUT,
+        &["execution.checkpointing.alignment-timeout"],
+        Duration,
+        "0 ms",
+        "with unaligned checkpoints: start aligned, switch to unaligned after this long (0: unaligned at once)",
+    ),
+    entry(
         INCREMENTAL,
         &["state.backend.incremental"],
         Bool,
@@ -412,8 +421,6 @@ pub const KEYS: &[KeySpec] = &[
 /// Flink keys Weir accepts and does not use (exact names, compared case-insensitively).
 pub const IGNORED_KEYS: &[&str] = &[
     "execution.checkpointing.interval-during-backlog",
-    "execution.checkpointing.aligned-checkpoint-timeout",
-    "execution.checkpointing.alignment-timeout",
     "execution.checkpointing.unaligned.forced",
     "execution.checkpointing.unaligned.max-subtasks-per-channel-state-file",
     "execution.checkpointing.unaligned.interruptible-timers.enabled",
@@ -638,7 +645,6 @@ mod tests {
             "web.submit.enable",
             "jobmanager.memory.process.size",
             "rest.bind-port",
-            "execution.checkpointing.aligned-checkpoint-timeout",
             "high-availability.type",
         ] {
             assert_eq!(lookup(key), Lookup::Ignored, "{key}");

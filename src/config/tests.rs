@@ -201,6 +201,7 @@ fn sample(
         INLINE_THRESHOLD => ("1kb", "1 kb", &[]),
         WRITE_BUFFER_SIZE => ("8192", "8 kb", &[]),
         NUM_RETAINED => ("3", "3", &[]),
+        ALIGNED_TIMEOUT => ("30 s", "30000 ms", &[]),
         UNALIGNED | INCREMENTAL | IGNORE_UNCLAIMED | FROM_LOCAL => ("TRUE", "true", &[]),
         CREATE_SUBDIR => ("false", "false", &[]),
         LOCAL_BACKUP_DIRS => ("/a, /b", "/a;/b", &[]),
@@ -236,8 +237,9 @@ fn every_alias_maps_to_its_key() {
         }
     }
     assert_eq!(
-        checked, 17,
-        "the brief's 16 aliases plus state.backend.fs.checkpointdir"
+        checked, 18,
+        "the brief's 16 aliases plus state.backend.fs.checkpointdir and \
+         execution.checkpointing.alignment-timeout"
     );
 }
 

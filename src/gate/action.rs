@@ -21,14 +21,24 @@ pub enum GateAction<B> {
         channel: usize,
         batch: B,
         credit: Option<CreditReturn>,
+        /// Unaligned checkpoints: the batch is channel state of this checkpoint (it arrived
+        /// before its channel's barrier, which overtook it): persist it with that checkpoint
+        /// before or while processing it.
+        record: Option<CheckpointId>,
     },
     /// Take the snapshot of `barrier` now and forward the barrier on every output channel.
     /// `alignment` is the time from its first barrier here to now (zero when it completed at
-    /// once or the first barrier was not seen here).
+    /// once or the first barrier was not seen here). When `unaligned`, the checkpoint's channel
+    /// state follows: batches handed out with `record: Some(id)`, then
+    /// [`GateAction::ChannelStateDone`]; acknowledge only after that.
     Snapshot {
         barrier: Barrier,
         alignment: Duration,
+        unaligned: bool,
     },
+    /// Every batch of the unaligned checkpoint `id`'s channel state has been handed out: its
+    /// channel state is complete.
+    ChannelStateDone { id: CheckpointId },
     /// Decline checkpoint `id` to the coordinator: it was given up here.
     Decline {
         id: CheckpointId,
@@ -64,6 +74,10 @@ pub(super) enum Decision {
     Snapshot {
         barrier: Barrier,
         alignment: Duration,
+        unaligned: bool,
+    },
+    ChannelStateDone {
+        id: CheckpointId,
     },
     Decline {
         id: CheckpointId,
@@ -75,9 +89,16 @@ pub(super) enum Decision {
 impl<B> From<Decision> for GateAction<B> {
     fn from(d: Decision) -> Self {
         match d {
-            Decision::Snapshot { barrier, alignment } => {
-                GateAction::Snapshot { barrier, alignment }
-            }
+            Decision::Snapshot {
+                barrier,
+                alignment,
+                unaligned,
+            } => GateAction::Snapshot {
+                barrier,
+                alignment,
+                unaligned,
+            },
+            Decision::ChannelStateDone { id } => GateAction::ChannelStateDone { id },
             Decision::Decline { id, reason } => GateAction::Decline { id, reason },
             Decision::InputsEnded => GateAction::InputsEnded,
         }

@@ -69,7 +69,11 @@ impl Alignment {
                 Some((id, at)) if id == barrier.id => now.saturating_duration_since(at),
                 _ => Duration::ZERO,
             };
-            out.push_back(Decision::Snapshot { barrier, alignment });
+            out.push_back(Decision::Snapshot {
+                barrier,
+                alignment,
+                unaligned: false,
+            });
         }
     }
 }
@@ -151,6 +155,14 @@ impl Alignments {
             let result = alignment.aligner.on_abort(id);
             alignment.apply(result, now, out);
         }
+    }
+
+    /// Unaligned mode: checkpoint `id` switched to unaligned, so the checkpoints' aligner gives
+    /// it up without declining it, declines an older alignment in progress (subsumed), and
+    /// treats their barriers as stale.
+    pub(super) fn forget(&mut self, id: CheckpointId, now: Instant, out: &mut VecDeque<Decision>) {
+        let result = self.checkpoints.aligner.skip_to(id);
+        self.checkpoints.apply(result, now, out);
     }
 
     /// The savepoints' aligner first, then the checkpoints'.

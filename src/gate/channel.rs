@@ -22,6 +22,8 @@ pub(super) struct Arrival<B> {
     pub(super) seq: u64,
     pub(super) channel: usize,
     pub(super) element: ChannelElement<B>,
+    /// Unaligned checkpoints: the checkpoint whose channel state this batch belongs to.
+    pub(super) record: Option<CheckpointId>,
 }
 
 /// Whether a channel may still deliver.
@@ -40,8 +42,8 @@ pub(super) struct InputChannel<B> {
     /// Elements that reached the front while the channel was blocked, in arrival order.
     pub(super) held: VecDeque<Arrival<B>>,
     pub(super) credit: OwedCredit,
-    /// The highest barrier id this channel handed to the aligners.
-    pub(super) passed: Option<CheckpointId>,
+    /// The newest barrier id received (not necessarily handed out) on this channel.
+    pub(super) newest_barrier: Option<CheckpointId>,
 }
 
 impl<B> Default for InputChannel<B> {
@@ -50,7 +52,7 @@ impl<B> Default for InputChannel<B> {
             input: Input::Open,
             held: VecDeque::new(),
             credit: OwedCredit::default(),
-            passed: None,
+            newest_barrier: None,
         }
     }
 }
@@ -66,19 +68,11 @@ impl<B> InputChannel<B> {
         if self.input == Input::Ended {
             return Err(GateError::AfterEndOfInput { channel });
         }
-        if matches!(element, ChannelElement::EndOfInput) {
-            self.input = Input::Ended;
+        match element {
+            ChannelElement::EndOfInput => self.input = Input::Ended,
+            ChannelElement::Barrier(b) => self.newest_barrier = self.newest_barrier.max(Some(b.id)),
+            ChannelElement::Batch(_) => {}
         }
         Ok(())
-    }
-
-    /// A barrier of `id` went to the aligners.
-    pub(super) fn pass(&mut self, id: CheckpointId) {
-        self.passed = self.passed.max(Some(id));
-    }
-
-    /// True once a barrier of `id` or a newer one went to the aligners.
-    pub(super) fn has_passed(&self, id: CheckpointId) -> bool {
-        self.passed.is_some_and(|p| p >= id)
     }
 }

@@ -36,29 +36,15 @@
 //! [`AlignmentMode`] says how barriers are treated: aligned (exactly-once) or tracked
 //! (at-least-once, with savepoints still aligned).
 //!
-//! # Unaligned checkpoints (to come)
+//! # Unaligned checkpoints
 //!
-//! Flink's unaligned checkpoints (exactly-once only, one pending checkpoint at a time) will be
-//! a third [`AlignmentMode`], `Unaligned`, on this gate; the aligned modes stay as they are.
-//!
-//! - **The first barrier triggers.** In `Unaligned` mode `receive` treats a barrier as a
-//!   priority element: the first barrier of checkpoint `n`, on any channel, does not queue
-//!   behind the batches already received; it queues a `Snapshot` decision, so the next
-//!   [`GateAction`] is the snapshot (taken and forwarded at once). No channel is ever blocked.
-//! - **The overtaken records are channel state.** For each channel, the batches received
-//!   before its barrier `n` and not processed at the snapshot are persisted with it:
-//!   [`InputGate::held_before_barrier`] gives those already in the gate (for the channel that
-//!   delivered the barrier, the batches queued ahead of it; for the others, all queued ones).
-//!   Channels whose barrier `n` has not arrived yet keep being recorded as their batches
-//!   arrive, until it does; the recording is handed out as a new action, `ChannelState {
-//!   channel, batches }` (with `B` then able to encode itself). Those batches are still handed
-//!   out for processing as usual, so credits flow as they do now.
-//! - **The aligner tracks without blocking.** Alignment then means: complete on the first
-//!   barrier, keep counting the other channels' barriers (and ends of input) only to know when
-//!   the recording stops, and subsume or abort as today.
-//! - **Restore replays first.** A `restore(channel, batches)` call before the first `receive`
-//!   queues the persisted batches of each channel ahead of everything, so they are processed
-//!   before any live element, in their channel's order.
+//! In [`AlignmentMode::Unaligned`] (Flink's unaligned checkpoints: exactly-once, one pending
+//! checkpoint at a time) checkpoint barriers never block: the first barrier of a checkpoint to
+//! arrive triggers its snapshot ahead of everything queued, and the batches it overtook are
+//! handed out flagged as that checkpoint's channel state (`gate/unaligned.rs`). With an
+//! alignment timeout the checkpoint starts aligned and switches when the timeout passes; the
+//! owner calls [`InputGate::next`] at [`InputGate::deadline`] for that. Channel state restored
+//! from a checkpoint is queued ahead of everything with [`InputGate::restore`].
 
 mod action;
 mod alignment;
@@ -68,11 +54,14 @@ mod element;
 mod error;
 mod mode;
 mod state;
+mod unaligned;
 
 #[cfg(test)]
 mod simulation;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod unaligned_tests;
 
 use std::collections::VecDeque;
 use std::time::Instant;
@@ -83,10 +72,12 @@ pub use element::ChannelElement;
 pub use error::GateError;
 pub use mode::AlignmentMode;
 pub use state::GateState;
+pub use unaligned::RESTORED_CHANNEL;
 
 use crate::ids::CheckpointId;
 use action::Decision;
 use alignment::Alignments;
+use unaligned::Unaligned;
 use channel::{Arrival, InputChannel};
 
 /// A subtask's input side: arrival order, alignment, held elements of blocked channels, credit
@@ -105,6 +96,8 @@ pub struct InputGate<B> {
     /// Credits are returned in groups of this many batches.
     credit_group: u32,
     state: GateState,
+    /// Unaligned mode only.
+    unaligned: Option<Unaligned>,
 }
 
 impl<B> InputGate<B> {
@@ -120,6 +113,12 @@ impl<B> InputGate<B> {
             decisions: VecDeque::new(),
             credit_group: credit_group(credit_window),
             state: GateState::Receiving,
+            unaligned: match mode {
+                AlignmentMode::Unaligned { aligned_timeout } => {
+                    Some(Unaligned::new(aligned_timeout))
+                }
+                _ => None,
+            },
         }
     }
 
@@ -144,7 +143,30 @@ impl<B> InputGate<B> {
     /// The checkpoint being aligned or tracked here, if any (a savepoint being aligned in an
     /// at-least-once job first).
     pub fn pending_checkpoint(&self) -> Option<CheckpointId> {
-        self.alignments.pending()
+        self.alignments
+            .pending()
+            .or_else(|| self.unaligned.as_ref().and_then(Unaligned::capturing))
+    }
+
+    /// Unaligned mode with an alignment timeout: when the checkpoint being aligned switches to
+    /// unaligned, if one is. The owner calls [`Self::next`] then even if nothing arrives.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.unaligned.as_ref().and_then(Unaligned::deadline)
+    }
+
+    /// Queues `batches`, restored from a checkpoint's channel state, ahead of everything: they
+    /// are handed out first, in this order (with channel [`RESTORED_CHANNEL`] and no credit).
+    /// Call it before the first [`Self::receive`].
+    pub fn restore(&mut self, batches: impl IntoIterator<Item = B>) {
+        for batch in batches {
+            self.last_seq += 1;
+            self.arrivals.push_back(Arrival {
+                seq: self.last_seq,
+                channel: RESTORED_CHANNEL,
+                element: ChannelElement::Batch(batch),
+                record: None,
+            });
+        }
     }
 
     /// Batches of `channel` handed out and not yet returned as credit.
@@ -161,10 +183,23 @@ impl<B> InputGate<B> {
         };
         input.receive(channel, &element)?;
         self.last_seq += 1;
+        let mut record = None;
+        if let Some(u) = self.unaligned.as_mut() {
+            match &element {
+                ChannelElement::Batch(_) => record = u.flag_arriving(channel),
+                ChannelElement::Barrier(b) => {
+                    if self.unaligned_barrier(channel, *b, self.last_seq) {
+                        return Ok(());
+                    }
+                }
+                ChannelElement::EndOfInput => self.unaligned_end_of_input(channel),
+            }
+        }
         self.arrivals.push_back(Arrival {
             seq: self.last_seq,
             channel,
             element,
+            record,
         });
         Ok(())
     }
@@ -173,14 +208,23 @@ impl<B> InputGate<B> {
     /// channels are released; its barriers are ignored from now on.
     pub fn abort(&mut self, id: CheckpointId, now: Instant) {
         self.alignments.on_abort(id, now, &mut self.decisions);
+        self.unaligned_abort(id);
         self.release();
     }
 
     /// The next thing to do, or `None` when there is nothing to do until more arrives (or,
     /// with `output` [`OutputCredit::Exhausted`], until output credit comes back).
     pub fn next(&mut self, now: Instant, output: OutputCredit) -> Option<GateAction<B>> {
+        self.unaligned_tick(now);
         loop {
             if let Some(decision) = self.decisions.pop_front() {
+                if let Some(u) = self.unaligned.as_mut() {
+                    match decision {
+                        Decision::Snapshot { barrier, .. } => u.on_aligned_decision(barrier.id),
+                        Decision::Decline { id, .. } => u.on_aligned_decision(id),
+                        _ => {}
+                    }
+                }
                 return Some(decision.into());
             }
             let front = self.arrivals.front()?;
@@ -202,16 +246,22 @@ impl<B> InputGate<B> {
                         .get_mut(channel)
                         .and_then(|input| input.credit.count(self.credit_group))
                         .map(|batches| CreditReturn { channel, batches });
+                    let record = match self.unaligned.as_mut() {
+                        Some(u) if arrival.record.is_some() => {
+                            let record = u.hand_out(arrival.record);
+                            u.complete_if_done(&mut self.decisions);
+                            record
+                        }
+                        _ => None,
+                    };
                     return Some(GateAction::Process {
                         channel,
                         batch,
                         credit,
+                        record,
                     });
                 }
                 ChannelElement::Barrier(barrier) => {
-                    if let Some(input) = self.channels.get_mut(channel) {
-                        input.pass(barrier.id);
-                    }
                     self.alignments
                         .on_barrier(channel, barrier, now, &mut self.decisions);
                     self.release();
@@ -237,24 +287,9 @@ impl<B> InputGate<B> {
             .map(|a| &a.element)
     }
 
-    /// The batches of `channel` the gate holds that precede its barrier of checkpoint `id`, in
-    /// arrival order: all of them if that barrier (or a newer one) has not arrived, none once it
-    /// went to the aligners. The channel state an unaligned snapshot of `id` would persist for
-    /// what is already here.
-    pub fn held_before_barrier(
-        &self,
-        channel: usize,
-        id: CheckpointId,
-    ) -> impl Iterator<Item = &B> + '_ {
-        let passed = self.channels.get(channel).is_some_and(|c| c.has_passed(id));
-        self.held(channel)
-            .take_while(move |e| !passed && !matches!(e, ChannelElement::Barrier(b) if b.id >= id))
-            .filter_map(ChannelElement::batch)
-    }
-
     /// Moves the held elements of every channel that is no longer blocked back to the front of
     /// the arrival queue, merged in arrival order.
-    fn release(&mut self) {
+    pub(super) fn release(&mut self) {
         let mut released: Vec<Arrival<B>> = Vec::new();
         for (c, input) in self.channels.iter_mut().enumerate() {
             if !input.held.is_empty() && !self.alignments.is_blocked(c) {

@@ -1,7 +1,9 @@
 //! How the gate treats barriers: the alignment mode.
 //!
-//! The job's checkpointing mode decides it ([`AlignmentMode::for_checkpointing`]). Unaligned
-//! checkpoints will be a third variant; the module docs of [`crate::gate`] say how they plug in.
+//! The job's checkpointing settings decide it ([`AlignmentMode::for_checkpoints`]): the mode,
+//! and for exactly-once whether checkpoints are unaligned and after which alignment timeout.
+
+use std::time::Duration;
 
 use crate::checkpoint::CheckpointingMode;
 
@@ -18,10 +20,18 @@ pub enum AlignmentMode {
     /// when the last live channel delivers the barrier. Savepoint barriers are still aligned
     /// (Flink: "savepoints are always aligned"), by an aligner of their own.
     AtLeastOnce,
+    /// Exactly-once with unaligned checkpoints (Flink's `unaligned.enabled`). With a zero
+    /// `aligned_timeout` the first barrier of a checkpoint to arrive on any channel triggers
+    /// the snapshot at once, ahead of every batch queued in the gate, and the batches it
+    /// overtook become the checkpoint's channel state (`gate/unaligned.rs`). With a positive
+    /// one (Flink's `aligned-checkpoint-timeout`) a checkpoint starts aligned and switches to
+    /// unaligned once its first barrier has been here that long. Savepoints are always
+    /// aligned.
+    Unaligned { aligned_timeout: Duration },
 }
 
 impl AlignmentMode {
-    /// The alignment a job's checkpointing mode asks for.
+    /// The alignment a job's checkpointing mode asks for, checkpoints aligned.
     pub fn for_checkpointing(mode: CheckpointingMode) -> Self {
         match mode {
             CheckpointingMode::ExactlyOnce => AlignmentMode::Aligned,
@@ -29,10 +39,33 @@ impl AlignmentMode {
         }
     }
 
-    /// The aligner mode for checkpoint barriers.
+    /// The alignment a job's checkpoint settings ask for: `unaligned` only applies to
+    /// exactly-once (the configuration refuses it with at-least-once).
+    pub fn for_checkpoints(
+        mode: CheckpointingMode,
+        unaligned: bool,
+        aligned_timeout: Duration,
+    ) -> Self {
+        match mode {
+            CheckpointingMode::ExactlyOnce if unaligned => {
+                AlignmentMode::Unaligned { aligned_timeout }
+            }
+            _ => Self::for_checkpointing(mode),
+        }
+    }
+
+    /// True for [`AlignmentMode::Unaligned`].
+    pub fn is_unaligned(self) -> bool {
+        matches!(self, AlignmentMode::Unaligned { .. })
+    }
+
+    /// The aligner mode for checkpoint barriers (savepoints and, before their timeout, the
+    /// checkpoints of an unaligned job are aligned by it).
     pub(super) fn checkpoints(self) -> CheckpointingMode {
         match self {
-            AlignmentMode::Aligned => CheckpointingMode::ExactlyOnce,
+            AlignmentMode::Aligned | AlignmentMode::Unaligned { .. } => {
+                CheckpointingMode::ExactlyOnce
+            }
             AlignmentMode::AtLeastOnce => CheckpointingMode::AtLeastOnce,
         }
     }

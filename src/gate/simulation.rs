@@ -145,9 +145,11 @@ fn scenario() -> impl Strategy<Value = Scenario> {
 struct Snapshot {
     id: u64,
     processed: BTreeSet<Rec>,
-    /// Senders whose end of input had been delivered.
+    /// Senders whose end of input had been delivered (unaligned: when its channel state was
+    /// complete).
     ended: BTreeSet<usize>,
     aborted_before: bool,
+    unaligned: bool,
 }
 
 /// The runtime's side, simulated: senders with their credits, and what the gate handed out.
@@ -165,6 +167,10 @@ struct Owner {
     /// When the first barrier of each id was delivered.
     first_barrier: BTreeMap<u64, Instant>,
     snapshots: Vec<Snapshot>,
+    /// Unaligned checkpoints: the batches recorded as each one's channel state.
+    recorded: BTreeMap<u64, BTreeSet<Rec>>,
+    /// Unaligned checkpoints whose channel state was completed.
+    channel_state_done: Vec<u64>,
     declined: Vec<u64>,
     inputs_ended: usize,
     now: Instant,
@@ -184,6 +190,8 @@ impl Owner {
             arrivals: 0,
             first_barrier: BTreeMap::new(),
             snapshots: Vec::new(),
+            recorded: BTreeMap::new(),
+            channel_state_done: Vec::new(),
             declined: Vec::new(),
             inputs_ended: 0,
             now: Instant::now(),
@@ -191,6 +199,9 @@ impl Owner {
     }
 
     fn deliver(&mut self, channel: usize, msg: &Msg, s: &Scenario) -> Result<(), TestCaseError> {
+        if std::env::var_os("SIM_DEBUG").is_some() {
+            eprintln!("deliver {channel} {msg:?}");
+        }
         self.arrivals += 1;
         match msg {
             Msg::Record(r) => {
@@ -211,20 +222,37 @@ impl Owner {
     }
 
     fn abort(&mut self, n: u64) {
+        if std::env::var_os("SIM_DEBUG").is_some() {
+            eprintln!("abort {n}");
+        }
         self.aborted.insert(n);
         self.gate.abort(CheckpointId(n), self.now);
     }
 
     /// Executes everything the gate hands out, as the runtime does.
-    fn drain(&mut self, output: OutputCredit) -> Result<(), TestCaseError> {
+    fn drain(&mut self, output: OutputCredit, s: &Scenario) -> Result<(), TestCaseError> {
         while let Some(action) = self.gate.next(self.now, output) {
+            if std::env::var_os("SIM_DEBUG").is_some() {
+                eprintln!("{:?} {:?}", self.now, action);
+            }
             match action {
                 GateAction::Process {
                     channel,
                     batch,
                     credit,
+                    record,
                 } => {
                     prop_assert_eq!(batch.0, channel, "a batch handed out on another channel");
+                    if let Some(id) = record {
+                        prop_assert!(
+                            self.snapshots.iter().any(|s| s.id == id.0 && s.unaligned),
+                            "{:?} recorded for {} before its unaligned snapshot",
+                            batch,
+                            id
+                        );
+                        prop_assert!(!self.channel_state_done.contains(&id.0));
+                        self.recorded.entry(id.0).or_default().insert(batch);
+                    }
                     let seq = self
                         .unprocessed
                         .iter()
@@ -253,7 +281,31 @@ impl Owner {
                         );
                     }
                 }
-                GateAction::Snapshot { barrier, alignment } => {
+                GateAction::ChannelStateDone { id } => {
+                    prop_assert!(
+                        self.snapshots.iter().any(|s| s.id == id.0 && s.unaligned),
+                        "channel state of {} done without its unaligned snapshot",
+                        id
+                    );
+                    prop_assert!(!self.channel_state_done.contains(&id.0), "{} done twice", id);
+                    self.channel_state_done.push(id.0);
+                    // Its channel state ends with the barrier or end of input of every sender.
+                    let ended = self.ended.clone();
+                    if let Some(snap) = self.snapshots.iter_mut().find(|s| s.id == id.0) {
+                        snap.ended = ended;
+                    }
+                }
+                GateAction::Snapshot {
+                    barrier,
+                    alignment,
+                    unaligned,
+                } => {
+                    prop_assert!(
+                        !unaligned || (self.gate.mode().is_unaligned() && !s.is_savepoint(barrier.id.0)),
+                        "an unaligned snapshot of {:?} in {:?}",
+                        barrier.kind,
+                        self.gate.mode()
+                    );
                     let id = barrier.id.0;
                     let first = self.first_barrier.get(&id).copied();
                     prop_assert!(
@@ -267,6 +319,7 @@ impl Owner {
                         processed: self.processed.iter().copied().collect(),
                         ended: self.ended.clone(),
                         aborted_before: self.aborted.contains(&id),
+                        unaligned,
                     });
                 }
                 GateAction::Decline { id, .. } => self.declined.push(id.0),
@@ -293,6 +346,9 @@ impl Owner {
 
 /// Delivers every stream as the scenario says and checks the per-step invariants.
 fn run(mode: AlignmentMode, s: &Scenario) -> Result<Owner, TestCaseError> {
+    if std::env::var_os("SIM_DEBUG").is_some() {
+        eprintln!("--- run {mode:?}");
+    }
     let mut owner = Owner::new(mode, s);
     let mut queues: Vec<VecDeque<Msg>> = s
         .streams
@@ -311,7 +367,7 @@ fn run(mode: AlignmentMode, s: &Scenario) -> Result<Owner, TestCaseError> {
             }
             // Every sender that has something left is out of credit: once the outputs have
             // credit, processing what the gate holds must give some back.
-            owner.drain(OutputCredit::Available)?;
+            owner.drain(OutputCredit::Available, s)?;
             sendable = owner.sendable(&queues);
             prop_assert!(
                 !sendable.is_empty(),
@@ -330,7 +386,7 @@ fn run(mode: AlignmentMode, s: &Scenario) -> Result<Owner, TestCaseError> {
             Some(false) => OutputCredit::Exhausted,
             _ => OutputCredit::Available,
         };
-        owner.drain(output)?;
+        owner.drain(output, s)?;
         if output == OutputCredit::Available {
             for c in 0..queues.len() {
                 prop_assert!(
@@ -353,7 +409,7 @@ fn run(mode: AlignmentMode, s: &Scenario) -> Result<Owner, TestCaseError> {
     for &(_, n) in s.aborts.iter().filter(|(at, _)| *at >= step) {
         owner.abort(n);
     }
-    owner.drain(OutputCredit::Available)?;
+    owner.drain(OutputCredit::Available, s)?;
     Ok(owner)
 }
 
@@ -371,12 +427,14 @@ fn before_barrier(stream: &[Msg], n: u64) -> (BTreeSet<Rec>, bool) {
     (recs, end.is_some())
 }
 
-/// Snapshot `snap` saw exactly the records each sender sent before its barrier.
-fn check_exact(s: &Scenario, snap: &Snapshot) -> Result<(), TestCaseError> {
+/// Snapshot `snap` saw exactly the records each sender sent before its barrier (an unaligned
+/// one: in its state or its channel state, `recorded`).
+fn check_exact(s: &Scenario, snap: &Snapshot, recorded: &BTreeSet<Rec>) -> Result<(), TestCaseError> {
     for (sender, stream) in s.streams.iter().enumerate() {
         let seen: BTreeSet<Rec> = snap
             .processed
             .iter()
+            .chain(recorded)
             .copied()
             .filter(|r| r.0 == sender)
             .collect();
@@ -467,8 +525,10 @@ fn check_common(s: &Scenario, owner: &Owner) -> Result<(), TestCaseError> {
             "checkpoint {} completed after its abort",
             snap.id
         );
+        // An unaligned snapshot is taken first and may be declined while its channel state is
+        // recorded; the unaligned property checks those.
         prop_assert!(
-            !owner.declined.contains(&snap.id),
+            snap.unaligned || !owner.declined.contains(&snap.id),
             "checkpoint {} both completed and declined",
             snap.id
         );
@@ -492,7 +552,7 @@ proptest! {
         let owner = run(AlignmentMode::Aligned, &s)?;
         check_common(&s, &owner)?;
         for snap in &owner.snapshots {
-            check_exact(&s, snap)?;
+            check_exact(&s, snap, &BTreeSet::new())?;
         }
     }
 
@@ -502,7 +562,7 @@ proptest! {
         check_common(&s, &owner)?;
         for snap in &owner.snapshots {
             if s.is_savepoint(snap.id) {
-                check_exact(&s, snap)?;
+                check_exact(&s, snap, &BTreeSet::new())?;
                 continue;
             }
             for (sender, stream) in s.streams.iter().enumerate() {
@@ -515,6 +575,38 @@ proptest! {
                     "checkpoint {}, sender {}: lost {:?}",
                     snap.id, sender, expected.difference(&snap.processed).collect::<Vec<_>>()
                 );
+            }
+        }
+    }
+
+    #[test]
+    fn unaligned_snapshots_with_their_channel_state_see_exactly_the_records_before_the_barriers(
+        s in scenario(),
+        timeout in prop_oneof![Just(0u64), 1u64..6],
+    ) {
+        let mode = AlignmentMode::Unaligned { aligned_timeout: Duration::from_millis(timeout) };
+        let owner = run(mode, &s)?;
+        check_common(&s, &owner)?;
+        let none = BTreeSet::new();
+        for snap in &owner.snapshots {
+            if snap.unaligned {
+                let done = owner.channel_state_done.contains(&snap.id);
+                let declined = owner.declined.contains(&snap.id);
+                let aborted = owner.aborted.contains(&snap.id);
+                prop_assert!(
+                    (done || declined || aborted) && !(done && declined),
+                    "checkpoint {}: channel state done {}, declined {}, aborted {}",
+                    snap.id, done, declined, aborted
+                );
+                if !done {
+                    continue;
+                }
+            }
+            check_exact(&s, snap, owner.recorded.get(&snap.id).unwrap_or(&none))?;
+        }
+        if timeout == 0 {
+            for c in 0..s.streams.len() {
+                prop_assert!(!owner.gate.is_blocked(c));
             }
         }
     }

@@ -7,8 +7,8 @@ use crate::element::{Barrier, CheckpointKind, Ending, SavepointFormat};
 
 const ALIGNED: AlignmentMode = AlignmentMode::Aligned;
 const AT_LEAST: AlignmentMode = AlignmentMode::AtLeastOnce;
-const AVAILABLE: OutputCredit = OutputCredit::Available;
-const EXHAUSTED: OutputCredit = OutputCredit::Exhausted;
+pub(super) const AVAILABLE: OutputCredit = OutputCredit::Available;
+pub(super) const EXHAUSTED: OutputCredit = OutputCredit::Exhausted;
 const SAVEPOINT: CheckpointKind = CheckpointKind::Savepoint {
     format: SavepointFormat::Canonical,
 };
@@ -22,58 +22,62 @@ fn barrier(id: u64, kind: CheckpointKind) -> Barrier {
     }
 }
 
-fn cp(id: u64) -> ChannelElement<&'static str> {
+pub(super) fn cp(id: u64) -> ChannelElement<&'static str> {
     ChannelElement::Barrier(barrier(id, CheckpointKind::PERIODIC))
 }
 
-fn sp(id: u64) -> ChannelElement<&'static str> {
+pub(super) fn sp(id: u64) -> ChannelElement<&'static str> {
     ChannelElement::Barrier(barrier(id, SAVEPOINT))
 }
 
-fn batch(b: &'static str) -> ChannelElement<&'static str> {
+pub(super) fn batch(b: &'static str) -> ChannelElement<&'static str> {
     ChannelElement::Batch(b)
 }
 
-const END: ChannelElement<&str> = ChannelElement::EndOfInput;
+pub(super) const END: ChannelElement<&str> = ChannelElement::EndOfInput;
 
 /// A gate, its fake clock, and what it has handed out.
-struct Harness {
-    gate: InputGate<&'static str>,
-    now: Instant,
+pub(super) struct Harness {
+    pub(super) gate: InputGate<&'static str>,
+    pub(super) now: Instant,
 }
 
 /// What a test checks of a handed-out action.
 #[derive(Debug, PartialEq)]
-enum Did {
+pub(super) enum Did {
     Process(usize, &'static str),
+    /// Processed and recorded as channel state of the checkpoint.
+    Recorded(usize, &'static str, u64),
     Credit(usize, u32),
     Snapshot(u64, Duration),
+    Unaligned(u64, Duration),
+    ChannelStateDone(u64),
     Decline(u64),
     InputsEnded,
 }
 
 impl Harness {
-    fn new(mode: AlignmentMode, channels: usize, window: u32) -> Self {
+    pub(super) fn new(mode: AlignmentMode, channels: usize, window: u32) -> Self {
         Self {
             gate: InputGate::new(mode, channels, window),
             now: Instant::now(),
         }
     }
 
-    fn receive(&mut self, channel: usize, e: ChannelElement<&'static str>) -> &mut Self {
+    pub(super) fn receive(&mut self, channel: usize, e: ChannelElement<&'static str>) -> &mut Self {
         self.gate
             .receive(channel, e)
             .expect("a known, open channel");
         self
     }
 
-    fn advance(&mut self, ms: u64) -> &mut Self {
+    pub(super) fn advance(&mut self, ms: u64) -> &mut Self {
         self.now += Duration::from_millis(ms);
         self
     }
 
     /// Everything the gate hands out now.
-    fn run(&mut self, output: OutputCredit) -> Vec<Did> {
+    pub(super) fn run(&mut self, output: OutputCredit) -> Vec<Did> {
         let mut did = Vec::new();
         while let Some(action) = self.gate.next(self.now, output) {
             match action {
@@ -81,15 +85,26 @@ impl Harness {
                     channel,
                     batch,
                     credit,
+                    record,
                 } => {
-                    did.push(Did::Process(channel, batch));
+                    did.push(match record {
+                        Some(id) => Did::Recorded(channel, batch, id.0),
+                        None => Did::Process(channel, batch),
+                    });
                     if let Some(c) = credit {
                         did.push(Did::Credit(c.channel, c.batches));
                     }
                 }
-                GateAction::Snapshot { barrier, alignment } => {
-                    did.push(Did::Snapshot(barrier.id.0, alignment))
-                }
+                GateAction::Snapshot {
+                    barrier,
+                    alignment,
+                    unaligned,
+                } => did.push(if unaligned {
+                    Did::Unaligned(barrier.id.0, alignment)
+                } else {
+                    Did::Snapshot(barrier.id.0, alignment)
+                }),
+                GateAction::ChannelStateDone { id } => did.push(Did::ChannelStateDone(id.0)),
                 GateAction::Decline { id, reason } => {
                     assert_eq!(reason, DeclineReason::Subsumed);
                     did.push(Did::Decline(id.0));
@@ -100,7 +115,7 @@ impl Harness {
         did
     }
 
-    fn drain(&mut self) -> Vec<Did> {
+    pub(super) fn drain(&mut self) -> Vec<Did> {
         self.run(AVAILABLE)
     }
 }
@@ -382,39 +397,4 @@ fn a_gate_without_channels_has_nothing_to_do() {
     assert_eq!(h.gate.state(), GateState::Receiving);
     h.gate.abort(CheckpointId(1), h.now);
     assert!(h.drain().is_empty());
-}
-
-#[test]
-fn held_before_barrier_gives_what_an_unaligned_snapshot_would_persist() {
-    let mut h = Harness::new(ALIGNED, 2, 100);
-    h.receive(0, batch("a1"))
-        .receive(0, cp(1))
-        .receive(0, batch("a2"))
-        .receive(1, batch("b1"))
-        .receive(1, batch("b2"));
-    let before = |h: &Harness, c| {
-        h.gate
-            .held_before_barrier(c, CheckpointId(1))
-            .copied()
-            .collect::<Vec<_>>()
-    };
-    assert_eq!(before(&h, 0), vec!["a1"]);
-    assert_eq!(before(&h, 1), vec!["b1", "b2"]);
-    assert_eq!(h.run(EXHAUSTED), vec![]);
-    // Once channel 0's barrier went to the aligner, its held batch follows the barrier.
-    assert_eq!(
-        h.drain(),
-        vec![
-            Did::Process(0, "a1"),
-            Did::Process(1, "b1"),
-            Did::Process(1, "b2")
-        ]
-    );
-    assert_eq!(h.gate.held(0).collect::<Vec<_>>(), vec![&batch("a2")]);
-    assert_eq!(before(&h, 0), Vec::<&str>::new());
-    // A barrier of a newer id also ends a channel's part.
-    h.receive(1, batch("b3"))
-        .receive(1, cp(2))
-        .receive(1, batch("b4"));
-    assert_eq!(before(&h, 1), vec!["b3"]);
 }

@@ -20,6 +20,7 @@
 //! keyed state with `snapshot_deferred()` (operator state with `snapshot()`), then encodes and
 //! uploads the bytes off the subtask's thread.
 
+pub mod channel;
 pub mod error;
 mod handles;
 mod heap;

@@ -92,6 +92,7 @@ fn ack(task: TaskId) -> SubtaskAck {
             vertex: 0,
             keyed: None,
             operator: Some(StateHandle::Inline(vec![0; 10])),
+            channel: None,
         }]
     } else {
         vec![
@@ -103,11 +104,13 @@ fn ack(task: TaskId) -> SubtaskAck {
                     crc32: 1,
                 }),
                 operator: None,
+                channel: None,
             },
             OperatorAck {
                 vertex: 2,
                 keyed: None,
                 operator: None,
+                channel: None,
             },
         ]
     };
@@ -115,6 +118,7 @@ fn ack(task: TaskId) -> SubtaskAck {
         operators,
         sync_micros: 5,
         alignment_micros: 7,
+        unaligned: false,
     }
 }
 

@@ -64,6 +64,7 @@ pub(super) fn metadata(
                     index: i as u32,
                     keyed: Some(h),
                     operator: None,
+                    channel: None,
                 })
                 .collect(),
         }],
