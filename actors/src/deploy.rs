@@ -11,6 +11,7 @@ use std::sync::Arc;
 use actix::prelude::*;
 use weir::chain::{Chain, ChainMember};
 use weir::checkpoint::storage::CheckpointStorage;
+use weir::gate::AlignmentMode;
 use weir::graph::JobGraph;
 use weir::ids::{CheckpointId, JobId, TaskId};
 use weir::operator::SubtaskInfo;
@@ -117,7 +118,11 @@ impl Deployment<'_> {
                 is_source: sub.is_source,
                 outputs,
                 num_inputs: sub.inputs.len(),
-                mode: config.checkpoint.mode,
+                alignment: AlignmentMode::for_checkpoints(
+                    config.checkpoint.mode,
+                    config.checkpoint.unaligned,
+                    config.checkpoint.aligned_timeout,
+                ),
                 credits: config.channel_credits,
                 batch_size: config.batch_size,
                 buffer_timeout: config.buffer_timeout,

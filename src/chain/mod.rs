@@ -13,7 +13,7 @@
 
 mod run;
 
-pub use run::{Chain, ChainMember};
+pub use run::{Chain, ChainMember, RestoredInput};
 
 use crate::graph::{JobGraph, VertexRole};
 use crate::partition::Partitioning;

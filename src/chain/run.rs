@@ -14,6 +14,9 @@ use crate::operator::{OperatorError, SourcePoll};
 use crate::partition::OutBatch;
 use crate::vertex::{RestoredState, VertexRuntime, VertexSnapshot};
 
+/// A batch of restored channel state and the chain member whose input it was.
+pub type RestoredInput = (usize, Box<dyn Any + Send>);
+
 /// One operator of a chain.
 pub struct ChainMember {
     pub uid: String,
@@ -179,7 +182,7 @@ impl Chain {
     pub fn restore_input(
         &self,
         restored: &[RestoredState],
-    ) -> Result<Vec<(usize, Box<dyn Any + Send>)>, OperatorError> {
+    ) -> Result<Vec<RestoredInput>, OperatorError> {
         let mut out = Vec::new();
         for (i, (m, r)) in self.members.iter().zip(restored).enumerate() {
             let batches = m

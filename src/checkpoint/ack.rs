@@ -100,6 +100,7 @@ pub fn assemble_metadata(
     acks: Vec<(TaskId, SubtaskAck)>,
 ) -> CheckpointMetadata {
     let mut states: HashMap<(u32, u32), OperatorAck> = HashMap::new();
+    let unaligned = acks.iter().any(|(_, ack)| ack.unaligned);
     for (task, ack) in acks {
         for op in ack.operators {
             states.insert((op.vertex, task.subtask), op);
@@ -135,6 +136,7 @@ pub fn assemble_metadata(
         trigger_timestamp_ms: facts.trigger_timestamp_ms,
         completion_timestamp_ms: facts.completion_timestamp_ms,
         operators,
+        unaligned,
     }
 }
 
@@ -245,5 +247,44 @@ mod tests {
             .subtasks
             .iter()
             .all(|s| s.keyed.is_none() && s.operator.is_none()));
+    }
+
+    #[test]
+    fn channel_state_of_an_unaligned_subtask_goes_to_its_operator_and_marks_the_checkpoint() {
+        let facts = CheckpointFacts {
+            job_id: JobId(Uuid::nil()),
+            id: CheckpointId(2),
+            kind: CheckpointKind::PERIODIC,
+            trigger_timestamp_ms: 0,
+            completion_timestamp_ms: 0,
+        };
+        let ack = |subtask: u32, unaligned: bool| {
+            (
+                TaskId { vertex: 0, subtask },
+                SubtaskAck {
+                    operators: vec![OperatorAck {
+                        vertex: 0,
+                        keyed: None,
+                        operator: None,
+                        channel: unaligned.then(|| StateHandle::Inline(vec![9; 5])),
+                    }],
+                    sync_micros: 0,
+                    alignment_micros: 0,
+                    unaligned,
+                },
+            )
+        };
+        let acks = vec![ack(0, false), ack(1, true)];
+        assert_eq!(acks[1].1.persisted_data(), 5);
+        let m = assemble_metadata(facts, &[info("count", 2)], acks);
+        assert!(m.unaligned);
+        assert_eq!(m.operators[0].subtasks[0].channel, None);
+        assert_eq!(
+            m.operators[0].subtasks[1].channel,
+            Some(StateHandle::Inline(vec![9; 5]))
+        );
+        assert_eq!((m.persisted_data(), m.state_size()), (5, 5));
+        let decoded = CheckpointMetadata::decode(&m.encode(), "_metadata").unwrap();
+        assert_eq!(decoded, m);
     }
 }

@@ -72,6 +72,14 @@ pub struct CheckpointMetadata {
     /// Wall-clock ms since the Unix epoch when every subtask had acknowledged.
     pub completion_timestamp_ms: u64,
     pub operators: Vec<OperatorSnapshot>,
+    /// Some subtask took its snapshot unaligned (an unaligned checkpoint; its in-flight data is
+    /// the `channel` state of its subtasks). Absent (false) in older files.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub unaligned: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !b
 }
 
 impl CheckpointMetadata {
@@ -80,7 +88,12 @@ impl CheckpointMetadata {
         self.operators
             .iter()
             .flat_map(|o| &o.subtasks)
-            .flat_map(|s| s.keyed.iter().chain(s.operator.iter()).chain(s.channel.iter()))
+            .flat_map(|s| {
+                s.keyed
+                    .iter()
+                    .chain(s.operator.iter())
+                    .chain(s.channel.iter())
+            })
             .map(StateHandle::size)
             .sum()
     }
@@ -290,6 +303,7 @@ mod tests {
                     trigger_timestamp_ms: trigger,
                     completion_timestamp_ms: completion,
                     operators,
+                    unaligned: false,
                 }
             })
     }
@@ -317,6 +331,7 @@ mod tests {
                     channel: None,
                 }],
             }],
+            unaligned: false,
         }
     }
 

@@ -134,6 +134,8 @@ pub fn metadata_temp_path(dir: &str) -> String {
 pub enum StatePart {
     Keyed,
     Operator,
+    /// Channel state of an unaligned checkpoint.
+    Channel,
 }
 
 impl fmt::Display for StatePart {
@@ -141,6 +143,7 @@ impl fmt::Display for StatePart {
         f.write_str(match self {
             StatePart::Keyed => "keyed",
             StatePart::Operator => "operator",
+            StatePart::Channel => "channel",
         })
     }
 }

@@ -78,6 +78,7 @@ mod tests {
                     channel: None,
                 }],
             }],
+            unaligned: false,
         };
         SnapshotListing {
             path: path.into(),

@@ -34,6 +34,12 @@ pub struct SubtaskCheckpointStats {
     pub sync_duration_micros: u64,
     /// First to last barrier (exactly-once alignment).
     pub alignment_duration_micros: u64,
+    /// The subtask snapshotted unaligned.
+    #[serde(default)]
+    pub unaligned: bool,
+    /// Bytes of in-flight data it persisted as channel state (unaligned only).
+    #[serde(default)]
+    pub persisted_data: u64,
 }
 
 /// One checkpoint or savepoint.
@@ -53,6 +59,13 @@ pub struct CheckpointStatsEntry {
     pub alignment_duration_micros: u64,
     /// Longest synchronous pause of any subtask.
     pub sync_duration_micros: u64,
+    /// Some subtask snapshotted unaligned (Flink's `is_unaligned`).
+    #[serde(default)]
+    pub unaligned: bool,
+    /// Bytes of in-flight data persisted as channel state, over all subtasks (Flink's
+    /// `persisted_data`).
+    #[serde(default)]
+    pub persisted_data: u64,
     pub num_subtasks: usize,
     pub num_acknowledged_subtasks: usize,
     pub external_path: Option<String>,
@@ -147,6 +160,8 @@ impl CheckpointStatsTracker {
                 checkpointed_size: 0,
                 alignment_duration_micros: 0,
                 sync_duration_micros: 0,
+                unaligned: false,
+                persisted_data: 0,
                 num_subtasks,
                 num_acknowledged_subtasks: 0,
                 external_path: None,
@@ -174,6 +189,8 @@ impl CheckpointStatsTracker {
             .alignment_duration_micros
             .max(subtask.alignment_duration_micros);
         e.sync_duration_micros = e.sync_duration_micros.max(subtask.sync_duration_micros);
+        e.unaligned |= subtask.unaligned;
+        e.persisted_data += subtask.persisted_data;
         e.num_acknowledged_subtasks += 1;
         e.subtasks.push(subtask);
     }
@@ -238,6 +255,8 @@ mod tests {
             state_size: size,
             sync_duration_micros: 10,
             alignment_duration_micros: align,
+            unaligned: subtask == 1,
+            persisted_data: u64::from(subtask) * 7,
         }
     }
 
@@ -258,6 +277,8 @@ mod tests {
         assert_eq!(c.end_to_end_duration_ms, 30);
         assert_eq!(c.state_size, 150);
         assert_eq!(c.alignment_duration_micros, 9);
+        assert!(c.unaligned, "one subtask snapshotted unaligned");
+        assert_eq!(c.persisted_data, 7);
         assert_eq!(c.subtasks.len(), 2);
         // The counts are the coordinator's (see the lifecycle's tests); the tracker passes
         // them through.

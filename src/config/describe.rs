@@ -96,7 +96,10 @@ impl EngineConfig {
             (INLINE_THRESHOLD, Some(format_size(c.inline_threshold))),
             (WRITE_BUFFER_SIZE, Some(format_size(self.write_buffer_size))),
             (UNALIGNED, flag(c.unaligned)),
-            (ALIGNED_TIMEOUT, Some(format!("{} ms", c.aligned_timeout.as_millis()))),
+            (
+                ALIGNED_TIMEOUT,
+                Some(format!("{} ms", c.aligned_timeout.as_millis())),
+            ),
             (INCREMENTAL, flag(c.incremental)),
             (COMPRESSION, flag(c.compression)),
             (CREATE_SUBDIR, flag(c.create_subdir)),

@@ -77,8 +77,8 @@ pub use unaligned::RESTORED_CHANNEL;
 use crate::ids::CheckpointId;
 use action::Decision;
 use alignment::Alignments;
-use unaligned::Unaligned;
 use channel::{Arrival, InputChannel};
+use unaligned::Unaligned;
 
 /// A subtask's input side: arrival order, alignment, held elements of blocked channels, credit
 /// groups and the end of input. See the module docs.

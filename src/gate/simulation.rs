@@ -287,7 +287,11 @@ impl Owner {
                         "channel state of {} done without its unaligned snapshot",
                         id
                     );
-                    prop_assert!(!self.channel_state_done.contains(&id.0), "{} done twice", id);
+                    prop_assert!(
+                        !self.channel_state_done.contains(&id.0),
+                        "{} done twice",
+                        id
+                    );
                     self.channel_state_done.push(id.0);
                     // Its channel state ends with the barrier or end of input of every sender.
                     let ended = self.ended.clone();
@@ -301,7 +305,8 @@ impl Owner {
                     unaligned,
                 } => {
                     prop_assert!(
-                        !unaligned || (self.gate.mode().is_unaligned() && !s.is_savepoint(barrier.id.0)),
+                        !unaligned
+                            || (self.gate.mode().is_unaligned() && !s.is_savepoint(barrier.id.0)),
                         "an unaligned snapshot of {:?} in {:?}",
                         barrier.kind,
                         self.gate.mode()
@@ -429,7 +434,11 @@ fn before_barrier(stream: &[Msg], n: u64) -> (BTreeSet<Rec>, bool) {
 
 /// Snapshot `snap` saw exactly the records each sender sent before its barrier (an unaligned
 /// one: in its state or its channel state, `recorded`).
-fn check_exact(s: &Scenario, snap: &Snapshot, recorded: &BTreeSet<Rec>) -> Result<(), TestCaseError> {
+fn check_exact(
+    s: &Scenario,
+    snap: &Snapshot,
+    recorded: &BTreeSet<Rec>,
+) -> Result<(), TestCaseError> {
     for (sender, stream) in s.streams.iter().enumerate() {
         let seen: BTreeSet<Rec> = snap
             .processed

@@ -24,7 +24,8 @@
 //! that were blocked, since they came after the barrier.
 //!
 //! A newer barrier arriving during a capture subsumes it (declined, as Flink does); an abort from
-//! the coordinator drops it. Savepoint barriers are never captured: they are always aligned.
+//! the coordinator drops it. Savepoint barriers and the barrier of a bounded job's final
+//! checkpoint are never captured: they are always aligned.
 
 use std::collections::{BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
@@ -158,8 +159,10 @@ impl<B> InputGate<B> {
     /// Unaligned mode: a barrier of checkpoint (not savepoint) arrives on `channel` as arrival
     /// `seq`. Returns true when the gate took it here (zero timeout): it must not be queued.
     ///
-    /// A savepoint barrier is never taken here (savepoints are aligned), but it proves that its
-    /// channel has passed every older checkpoint.
+    /// A savepoint barrier, or the barrier of a job's final checkpoint, is never taken here
+    /// (they are aligned: a savepoint by Flink's rule, the final checkpoint because the records
+    /// in flight before it must reach the sinks before they commit for the last time), but it
+    /// proves that its channel has passed every older checkpoint.
     pub(super) fn unaligned_barrier(&mut self, channel: usize, barrier: Barrier, seq: u64) -> bool {
         let id = barrier.id;
         // A channel that already delivered a newer barrier skipped this one (it was given up
@@ -188,7 +191,7 @@ impl<B> InputGate<B> {
                 });
             }
         }
-        if barrier.kind.is_savepoint() {
+        if barrier.kind.is_savepoint() || barrier.ending.is_final() {
             if u.aligning.as_ref().is_some_and(|a| {
                 a.barrier.id < id && a.barrier_seq.get(channel).is_some_and(Option::is_none)
             }) {
@@ -266,7 +269,10 @@ impl<B> InputGate<B> {
             return;
         };
         let id = a.barrier.id;
-        debug!(checkpoint_id = id.0, "alignment timed out: switching to unaligned");
+        debug!(
+            checkpoint_id = id.0,
+            "alignment timed out: switching to unaligned"
+        );
         // The aligner forgets the checkpoint: its blocked channels are released and its
         // barriers still queued are stale from now on.
         self.alignments.forget(id, now, &mut self.decisions);
@@ -277,7 +283,12 @@ impl<B> InputGate<B> {
             .collect();
         let passed = |c: usize| a.barrier_seq[c].is_some();
         let before = |channel: usize, seq: u64| bound.get(channel).is_none_or(|&b| seq < b);
-        self.start_capture(a.barrier, now.saturating_duration_since(since), passed, before);
+        self.start_capture(
+            a.barrier,
+            now.saturating_duration_since(since),
+            passed,
+            before,
+        );
         self.release();
     }
 

@@ -43,7 +43,9 @@ fn the_first_barrier_overtakes_everything_queued_and_records_it() {
     );
     assert!(!h.gate.is_blocked(0));
     assert_eq!(h.gate.pending_checkpoint(), Some(CheckpointId(1)));
-    h.receive(1, batch("b3")).receive(1, cp(1)).receive(1, batch("b4"));
+    h.receive(1, batch("b3"))
+        .receive(1, cp(1))
+        .receive(1, batch("b4"));
     assert_eq!(
         h.drain(),
         vec![
@@ -61,7 +63,11 @@ fn nothing_queued_and_one_channel_completes_at_once() {
     h.receive(0, batch("a")).receive(0, cp(1));
     assert_eq!(
         h.drain(),
-        vec![unaligned(1), Did::Recorded(0, "a", 1), Did::ChannelStateDone(1)]
+        vec![
+            unaligned(1),
+            Did::Recorded(0, "a", 1),
+            Did::ChannelStateDone(1)
+        ]
     );
     h.receive(0, cp(2));
     assert_eq!(h.drain(), vec![unaligned(2), Did::ChannelStateDone(2)]);
@@ -73,7 +79,9 @@ fn nothing_queued_and_one_channel_completes_at_once() {
 #[test]
 fn the_last_recorded_batch_completes_the_channel_state_after_the_last_barrier() {
     let mut h = Harness::new(UNALIGNED, 2, 100);
-    h.receive(0, batch("a1")).receive(0, cp(1)).receive(1, cp(1));
+    h.receive(0, batch("a1"))
+        .receive(0, cp(1))
+        .receive(1, cp(1));
     assert_eq!(h.run(EXHAUSTED), vec![unaligned(1)]);
     assert_eq!(
         h.drain(),
@@ -145,7 +153,9 @@ fn an_abort_drops_the_capture_and_its_later_barriers() {
 #[test]
 fn savepoints_stay_aligned() {
     let mut h = Harness::new(UNALIGNED, 2, 100);
-    h.receive(0, sp(1)).receive(0, batch("a1")).receive(1, batch("b1"));
+    h.receive(0, sp(1))
+        .receive(0, batch("a1"))
+        .receive(1, batch("b1"));
     assert_eq!(h.drain(), vec![Did::Process(1, "b1")]);
     assert!(h.gate.is_blocked(0));
     h.receive(1, sp(1));
@@ -214,7 +224,9 @@ fn an_alignment_that_times_out_switches_to_unaligned() {
     );
     assert!(!h.gate.is_blocked(0));
     assert_eq!(h.gate.deadline(), None);
-    h.receive(1, batch("b3")).receive(1, cp(1)).receive(1, batch("b4"));
+    h.receive(1, batch("b3"))
+        .receive(1, cp(1))
+        .receive(1, batch("b4"));
     assert_eq!(
         h.drain(),
         vec![

@@ -55,10 +55,8 @@ pub fn decode_batch<T: DeserializeOwned>(
 
 /// The blob of a subtask's channel state: its encoded batches, in order.
 pub fn encode_blob(batches: &[Vec<u8>]) -> Vec<u8> {
-    let wrapped: Vec<&serde_bytes::Bytes> = batches
-        .iter()
-        .map(|b| serde_bytes::Bytes::new(b))
-        .collect();
+    let wrapped: Vec<&serde_bytes::Bytes> =
+        batches.iter().map(|b| serde_bytes::Bytes::new(b)).collect();
     let payload = rmp_serde::to_vec(&wrapped).expect("a list of byte strings always serialises");
     format::encode(CHANNEL_STATE_MAGIC, CHANNEL_STATE_VERSION, &payload)
 }
@@ -69,11 +67,13 @@ pub fn encode_blob(batches: &[Vec<u8>]) -> Vec<u8> {
 /// [`StateError::Format`] for a damaged frame or an unknown version, [`StateError::Corrupt`]
 /// for an intact frame around something else.
 pub fn decode_blob(operator: &str, bytes: &[u8]) -> Result<Vec<Vec<u8>>, StateError> {
-    let (_version, payload) = format::decode(WHAT, CHANNEL_STATE_MAGIC, SUPPORTED, bytes)
-        .map_err(|source| StateError::Format {
-            what: WHAT,
-            operator: operator.to_string(),
-            source,
+    let (_version, payload) =
+        format::decode(WHAT, CHANNEL_STATE_MAGIC, SUPPORTED, bytes).map_err(|source| {
+            StateError::Format {
+                what: WHAT,
+                operator: operator.to_string(),
+                source,
+            }
         })?;
     let batches: Vec<serde_bytes::ByteBuf> =
         rmp_serde::from_slice(payload).map_err(|e| StateError::Corrupt {
@@ -81,7 +81,10 @@ pub fn decode_blob(operator: &str, bytes: &[u8]) -> Result<Vec<Vec<u8>>, StateEr
             operator: operator.to_string(),
             detail: e.to_string(),
         })?;
-    Ok(batches.into_iter().map(serde_bytes::ByteBuf::into_vec).collect())
+    Ok(batches
+        .into_iter()
+        .map(serde_bytes::ByteBuf::into_vec)
+        .collect())
 }
 
 #[cfg(test)]

@@ -28,6 +28,11 @@ pub struct CountJob {
     pub rate: Option<f64>,
     pub interval: Duration,
     pub mode: CheckpointingMode,
+    /// Unaligned checkpoints, and after which alignment time (zero: at once).
+    pub unaligned: bool,
+    pub aligned_timeout: Duration,
+    /// Back-pressure: a stage after the count that sleeps this long every so many records.
+    pub throttle: Option<(u64, Duration)>,
     pub checkpoint_dir: String,
     pub output: std::path::PathBuf,
     pub fail_at: FailPoints,
@@ -42,6 +47,9 @@ impl CountJob {
             rate: Some(50_000.0),
             interval: Duration::from_millis(20),
             mode: CheckpointingMode::ExactlyOnce,
+            unaligned: false,
+            aligned_timeout: Duration::ZERO,
+            throttle: None,
             checkpoint_dir: dir.join("checkpoints").display().to_string(),
             output: dir.join("out"),
             fail_at: Arc::default(),
@@ -52,6 +60,8 @@ impl CountJob {
         CheckpointConfig {
             interval: Some(self.interval),
             mode: self.mode,
+            unaligned: self.unaligned,
+            aligned_timeout: self.aligned_timeout,
             storage: StorageConfig::FileSystem {
                 dir: self.checkpoint_dir.clone(),
             },
@@ -59,7 +69,8 @@ impl CountJob {
         }
     }
 
-    /// source(0..records) → inject failures → key_by(v % keys) → count → exactly-once file sink.
+    /// source(0..records) → inject failures → key_by(v % keys) → count → (throttle →) exactly-once
+    /// file sink.
     pub fn graph_with(&self, config: CheckpointConfig) -> JobGraph {
         let env = StreamEnvironment::new("keyed count");
         env.set_parallelism(self.parallelism);
@@ -74,7 +85,8 @@ impl CountJob {
         }
         let fail_at = self.fail_at.clone();
         let keys = self.keys;
-        env.add_source("numbers", source)
+        let counted = env
+            .add_source("numbers", source)
             .map("inject", move |v: u64| {
                 let fire = fail_at.lock().unwrap().remove(&v);
                 if fire {
@@ -83,8 +95,17 @@ impl CountJob {
                 v
             })
             .key_by(move |v: &u64| v % keys)
-            .process("count", Count::default())
-            .add_sink("sink", ExactlyOnceFileSink::new(&self.output));
+            .process("count", Count::default());
+        let counted = match self.throttle {
+            Some((every, pause)) => counted.map("throttle", move |c: (u64, u64)| {
+                if c.1.is_multiple_of(every) {
+                    std::thread::sleep(pause);
+                }
+                c
+            }),
+            None => counted,
+        };
+        counted.add_sink("sink", ExactlyOnceFileSink::new(&self.output));
         env.build().expect("valid graph")
     }
 
@@ -121,6 +142,33 @@ impl CountJob {
         }
         c
     }
+}
+
+/// Compares committed counts with the failure-free ones: (lost, duplicated) records.
+pub fn compare(
+    committed: &BTreeMap<u64, Vec<u64>>,
+    expected: &BTreeMap<u64, Vec<u64>>,
+) -> (u64, u64) {
+    let (mut lost, mut duplicated) = (0, 0);
+    for (key, want) in expected {
+        let mut got: BTreeMap<u64, u64> = BTreeMap::new();
+        for n in committed.get(key).into_iter().flatten() {
+            *got.entry(*n).or_default() += 1;
+        }
+        for n in want {
+            match got.remove(n) {
+                None => lost += 1,
+                Some(times) => duplicated += times - 1,
+            }
+        }
+        duplicated += got.values().sum::<u64>();
+    }
+    for (key, got) in committed {
+        if !expected.contains_key(key) {
+            duplicated += got.len() as u64;
+        }
+    }
+    (lost, duplicated)
 }
 
 /// A small deterministic PRNG (xorshift) for choosing failure points per seed.

@@ -19,7 +19,8 @@ pub fn format_timestamp(ms: u64) -> String {
 
 /// One listing as JSON: `path`, `id`, `status` (COMPLETE / INCOMPLETE / DAMAGED), and for a
 /// complete one `kind`, `job_id`, `trigger_timestamp`, `completion_timestamp`, `time`,
-/// `state_size`, `operators` [{uid, name, parallelism, max_parallelism}]; for a damaged one
+/// `state_size`, `unaligned`, `persisted_data` (bytes of in-flight data of an unaligned
+/// checkpoint), `operators` [{uid, name, parallelism, max_parallelism}]; for a damaged one
 /// `reason`.
 pub fn listing_json(l: &SnapshotListing) -> Value {
     let mut v = json!({
@@ -43,6 +44,8 @@ pub fn listing_json(l: &SnapshotListing) -> Value {
                 json!(format_timestamp(md.completion_timestamp_ms)),
             );
             o.insert("state_size".into(), json!(md.state_size()));
+            o.insert("unaligned".into(), json!(md.unaligned));
+            o.insert("persisted_data".into(), json!(md.persisted_data()));
             let ops: Vec<Value> = md
                 .operators
                 .iter()
@@ -86,13 +89,22 @@ fn table(listings: &[SnapshotListing]) {
                     .iter()
                     .map(|op| format!("{}({})", op.uid, op.parallelism))
                     .collect();
+                let unaligned = if md.unaligned {
+                    format!(
+                        "  unaligned ({} in flight)",
+                        super::status::human_size(md.persisted_data())
+                    )
+                } else {
+                    String::new()
+                };
                 println!(
-                    "{}\n  id {}  {}  COMPLETE  {}  {}  operators: {}",
+                    "{}\n  id {}  {}  COMPLETE  {}  {}{}  operators: {}",
                     l.path,
                     md.checkpoint_id,
                     md.kind.rest_name(),
                     v["time"].as_str().unwrap_or(""),
                     super::status::human_size(md.state_size()),
+                    unaligned,
                     if ops.is_empty() {
                         "-".to_owned()
                     } else {

@@ -12,6 +12,14 @@
 //! `do_send` on its channel and counts one credit per batch. A barrier is sent on every output
 //! channel after everything before it has been flushed.
 //!
+//! Unaligned checkpoints: the gate must see a barrier while the batches it overtakes are still
+//! queued, so in [`AlignmentMode::Unaligned`] a `Deliver` only queues its element and the work
+//! runs from a [`DrainInput`] the task sends itself, a few batches at a time: actix polls the
+//! whole mailbox between two of them, so a barrier reaches the gate after at most that many
+//! batches, however long the queue. A checkpoint whose alignment has a timeout gets a timer at
+//! the gate's deadline. Channel state restored from a checkpoint is queued in the gate before
+//! any input ([`RestoredBatch`]).
+//!
 //! The subtask's [`SubtaskLifecycle`] says when the operators' `finish` runs and when to report
 //! `Finished`. A source's polling is in [`source`]; checkpoints (the synchronous part in the
 //! handler, the upload on the I/O runtime) in [`snapshot`]; user code runs under [`guard`].
@@ -27,10 +35,10 @@ use actix::prelude::*;
 use tracing::{debug, warn};
 use weir::chain::Chain;
 use weir::checkpoint::storage::CheckpointStorage;
-use weir::checkpoint::CheckpointingMode;
 use weir::failure::FailureCause;
 use weir::gate::{
     AlignmentMode, ChannelElement, CreditReturn, GateAction, InputGate, OutputCredit,
+    RESTORED_CHANNEL,
 };
 use weir::ids::{JobId, TaskId};
 use weir::operator::SubtaskInfo;
@@ -62,7 +70,8 @@ pub struct TaskSetup {
     pub is_source: bool,
     pub outputs: Vec<OutputChannel>,
     pub num_inputs: usize,
-    pub mode: CheckpointingMode,
+    /// How barriers are handled at the input: the job's checkpointing mode, unaligned or not.
+    pub alignment: AlignmentMode,
     pub credits: u32,
     pub batch_size: usize,
     pub buffer_timeout: Duration,
@@ -76,6 +85,21 @@ pub struct TaskSetup {
 /// The records of one batch, type-erased: the gate's batch payload.
 type Records = Box<dyn Any + Send>;
 
+/// A batch of restored channel state, with the chain member whose input it was (not the head
+/// when chaining changed since the snapshot). Only batches of [`RESTORED_CHANNEL`] are these.
+struct RestoredBatch {
+    member: usize,
+    records: Records,
+}
+
+/// Unaligned mode: batches processed per [`DrainInput`] before the mailbox is polled again.
+const UNALIGNED_DRAIN_BATCHES: usize = 1;
+
+/// Unaligned mode: run what the gate hands out (see the module docs).
+#[derive(Message)]
+#[rtype(result = "()")]
+struct DrainInput;
+
 pub struct Task {
     setup: TaskSetup,
     lifecycle: SubtaskLifecycle,
@@ -88,13 +112,18 @@ pub struct Task {
     source: Option<SourceDriver>,
     /// Output batches the chain emitted and the task has not sent yet.
     ready: Vec<OutBatch>,
+    /// An unaligned snapshot waiting for its channel state.
+    unaligned: Option<snapshot::PendingUnaligned>,
+    /// Unaligned mode: a [`DrainInput`] is on its way.
+    drain_scheduled: bool,
+    /// The gate's deadline a timer is set for.
+    timer_at: Option<Instant>,
 }
 
 impl Task {
     pub fn new(setup: TaskSetup) -> Self {
         let credits = vec![i64::from(setup.credits); setup.outputs.len()];
-        let mode = AlignmentMode::for_checkpointing(setup.mode);
-        let gate = InputGate::new(mode, setup.num_inputs, setup.credits);
+        let gate = InputGate::new(setup.alignment, setup.num_inputs, setup.credits);
         let source = setup.is_source.then(SourceDriver::new);
         Self {
             setup,
@@ -104,6 +133,9 @@ impl Task {
             gate,
             source,
             ready: Vec::new(),
+            unaligned: None,
+            drain_scheduled: false,
+            timer_at: None,
         }
     }
 
@@ -180,10 +212,40 @@ impl Task {
         self.send_ready();
     }
 
-    /// Executes what the gate hands out until it has nothing more (or the subtask failed).
-    /// Everything decided while handling one message shares one `now` (one clock read per
-    /// message, none per step).
-    fn drain(&mut self) {
+    /// Runs what the gate hands out: inline (aligned modes), or from a [`DrainInput`]
+    /// (unaligned); then sets a timer for the gate's deadline, if it has one.
+    fn work(&mut self, ctx: &mut Context<Self>) {
+        if self.setup.alignment.is_unaligned() {
+            if !self.drain_scheduled {
+                self.drain_scheduled = true;
+                ctx.notify(DrainInput);
+            }
+        } else {
+            self.drain(usize::MAX);
+        }
+        self.set_timer(ctx);
+    }
+
+    /// A timer for the gate's deadline (an alignment that switches to unaligned then).
+    fn set_timer(&mut self, ctx: &mut Context<Self>) {
+        let Some(deadline) = self.gate.deadline() else {
+            return;
+        };
+        if self.timer_at == Some(deadline) {
+            return;
+        }
+        self.timer_at = Some(deadline);
+        let wait = deadline.saturating_duration_since(Instant::now());
+        ctx.run_later(wait, |act, ctx| {
+            act.timer_at = None;
+            act.work(ctx);
+        });
+    }
+
+    /// Executes what the gate hands out until it has nothing more, the subtask failed, or
+    /// `budget` batches were processed; true if it stopped for the budget. Everything decided
+    /// while handling one message shares one `now` (one clock read per message, none per step).
+    fn drain(&mut self, mut budget: usize) -> bool {
         let now = Instant::now();
         while self.lifecycle.is_live() {
             let output = self.output_credit();
@@ -191,14 +253,40 @@ impl Task {
                 break;
             };
             match action {
-                GateAction::Process { batch, credit, .. } => {
-                    self.guard(|chain, ready| chain.process(batch, ready));
+                GateAction::Process {
+                    channel,
+                    batch,
+                    credit,
+                    record,
+                } => {
+                    if channel == RESTORED_CHANNEL {
+                        self.process_restored(batch, record);
+                    } else {
+                        if let Some(id) = record {
+                            self.record(id, 0, batch.as_ref());
+                        }
+                        self.guard(|chain, ready| chain.process(batch, ready));
+                    }
                     self.send_ready();
                     if let Some(credit) = credit {
                         self.return_credit(credit);
                     }
+                    budget -= 1;
+                    if budget == 0 {
+                        return true;
+                    }
                 }
-                GateAction::Snapshot { barrier, alignment } => self.checkpoint(barrier, alignment),
+                GateAction::Snapshot {
+                    barrier,
+                    alignment,
+                    unaligned: false,
+                } => self.checkpoint(barrier, alignment),
+                GateAction::Snapshot {
+                    barrier,
+                    alignment,
+                    unaligned: true,
+                } => self.checkpoint_unaligned(barrier, alignment),
+                GateAction::ChannelStateDone { id } => self.channel_state_done(id),
                 GateAction::Decline { id, reason } => {
                     debug!(
                         job_id = %self.setup.job_id,
@@ -208,6 +296,7 @@ impl Task {
                         %reason,
                         "alignment abandoned"
                     );
+                    self.drop_unaligned(id);
                     self.report(TaskEventKind::Decline {
                         id,
                         reason: reason.to_string(),
@@ -216,6 +305,25 @@ impl Task {
                 GateAction::InputsEnded => self.end_inputs(),
             }
         }
+        false
+    }
+
+    /// A batch of restored channel state, into the chain member it was the input of.
+    fn process_restored(&mut self, batch: Records, record: Option<weir::ids::CheckpointId>) {
+        let RestoredBatch { member, records } = match batch.downcast::<RestoredBatch>() {
+            Ok(b) => *b,
+            Err(_) => {
+                self.fail(
+                    "a restored batch of an unknown kind (wiring bug)".into(),
+                    FailureCause::Recoverable,
+                );
+                return;
+            }
+        };
+        if let Some(id) = record {
+            self.record(id, member, records.as_ref());
+        }
+        self.guard(|chain, ready| chain.process_at(member, records, ready));
     }
 
     /// Runs the operators' `finish`, sending what it emits.
@@ -248,6 +356,23 @@ impl Actor for Task {
         ctx.set_mailbox_capacity(0);
         let restored = std::mem::take(&mut self.setup.restored);
         self.guard(|chain, _| chain.open(&restored));
+        // In-flight input of an unaligned checkpoint goes first, before any new input.
+        if let Some(batches) = self.guard(|chain, _| chain.restore_input(&restored)) {
+            if !batches.is_empty() {
+                debug!(
+                    job_id = %self.setup.job_id,
+                    uid = %self.setup.info.uid,
+                    subtask = self.setup.info.index,
+                    batches = batches.len(),
+                    "replaying restored channel state"
+                );
+            }
+            self.gate.restore(
+                batches.into_iter().map(|(member, records)| {
+                    Box::new(RestoredBatch { member, records }) as Records
+                }),
+            );
+        }
         let timeout = self.setup.buffer_timeout;
         ctx.run_interval(timeout, |act, _| act.flush());
     }
@@ -255,22 +380,34 @@ impl Actor for Task {
 
 impl Handler<Init> for Task {
     type Result = ();
-    fn handle(&mut self, msg: Init, _: &mut Self::Context) {
+    fn handle(&mut self, msg: Init, ctx: &mut Self::Context) {
         self.upstream = msg.upstream;
-        self.drain();
+        self.work(ctx);
+    }
+}
+
+impl Handler<DrainInput> for Task {
+    type Result = ();
+    fn handle(&mut self, _: DrainInput, ctx: &mut Self::Context) {
+        self.drain_scheduled = false;
+        if self.drain(UNALIGNED_DRAIN_BATCHES) {
+            self.drain_scheduled = true;
+            ctx.notify(DrainInput);
+        }
+        self.set_timer(ctx);
     }
 }
 
 impl Handler<Deliver> for Task {
     type Result = ();
-    fn handle(&mut self, msg: Deliver, _: &mut Self::Context) {
+    fn handle(&mut self, msg: Deliver, ctx: &mut Self::Context) {
         let element = match msg.payload {
             Payload::Batch { records, .. } => ChannelElement::Batch(records),
             Payload::Barrier(barrier) => ChannelElement::Barrier(barrier),
             Payload::EndOfInput => ChannelElement::EndOfInput,
         };
         match self.gate.receive(msg.channel as usize, element) {
-            Ok(()) => self.drain(),
+            Ok(()) => self.work(ctx),
             Err(e) => self.fail(e.to_string(), FailureCause::Recoverable),
         }
     }
@@ -289,7 +426,7 @@ impl Handler<Credit> for Task {
                     ctx.notify(source::Poll);
                 }
             }
-            None => self.drain(),
+            None => self.work(ctx),
         }
     }
 }
@@ -306,9 +443,10 @@ impl Handler<CheckpointComplete> for Task {
 
 impl Handler<CheckpointAborted> for Task {
     type Result = ();
-    fn handle(&mut self, msg: CheckpointAborted, _: &mut Self::Context) {
+    fn handle(&mut self, msg: CheckpointAborted, ctx: &mut Self::Context) {
         self.gate.abort(msg.id, Instant::now());
-        self.drain();
+        self.drop_unaligned(msg.id);
+        self.work(ctx);
     }
 }
 

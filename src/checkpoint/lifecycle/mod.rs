@@ -307,6 +307,8 @@ impl<R> JobCheckpoints<R> {
                     state_size: op.state_size(),
                     sync_duration_micros: ack.sync_micros,
                     alignment_duration_micros: ack.alignment_micros,
+                    unaligned: ack.unaligned,
+                    persisted_data: op.persisted_data(),
                 },
             );
         }

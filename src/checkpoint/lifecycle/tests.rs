@@ -534,6 +534,7 @@ fn restored_metadata(id: u64) -> CheckpointMetadata {
         trigger_timestamp_ms: 1,
         completion_timestamp_ms: 2,
         operators: Vec::new(),
+        unaligned: false,
     }
 }
 

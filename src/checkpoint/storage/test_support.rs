@@ -68,6 +68,7 @@ pub(super) fn metadata(
                 })
                 .collect(),
         }],
+        unaligned: false,
     }
 }
 
