@@ -27,14 +27,17 @@ weir_bench: whole-job benchmarks (see BENCHMARKS.md)
   --records N         records per throughput run (default 100M)
   --keys K            keys of the throughput and skew runs (default 100k)
   --runs R            runs of every configuration (default 5)
-  --sections LIST     throughput,checkpoint,recovery,skew or all (default all)
+  --sections LIST     throughput,checkpoint,recovery,skew,backpressure or all (default all)
   --state-keys LIST   key counts of the checkpoint and recovery sections
                       (default 10k,100k,1M,5M,10M)
   --interval-ms MS    checkpoint interval (default 1000)
   --checkpoints N     checkpoints measured per state size and run (default 3)
   --settle-ms MS      how long a restored job is watched (default 2000)
   --skew-us US        sleep per batch of the slow channel (default 500)
-  --skew-run-ms MS    length of a skew run (default 8000)
+  --skew-run-ms MS    length of a skew or back-pressure run (default 8000)
+  --slow-sink-us US   back-pressure: the sink's sleep per batch (default 10000)
+  --bp-credits N      back-pressure: batches in flight per channel (default 64)
+  --aligned-timeout-ms MS  back-pressure: alignment timeout of the switching row (default 100)
   --batch-size N      records per batch, throughput and skew jobs (default 1024)
   --credits N         batches in flight per channel, same jobs (default 8)
   --out DIR           report.md, weir_bench.svg, results.json (default target/weir-bench)
@@ -94,6 +97,9 @@ fn parse(args: Vec<String>) -> Result<Cli, String> {
             "--settle-ms" => opts.settle_ms = number(&flag, &value()?)?,
             "--skew-us" => opts.skew_micros_per_batch = number(&flag, &value()?)?,
             "--skew-run-ms" => opts.skew_run_ms = number(&flag, &value()?)?,
+            "--slow-sink-us" => opts.slow_sink_micros = number(&flag, &value()?)?,
+            "--bp-credits" => opts.backpressure_credits = number(&flag, &value()?)? as u32,
+            "--aligned-timeout-ms" => opts.aligned_timeout_ms = number(&flag, &value()?)?,
             "--batch-size" => opts.batch_size = Some(number(&flag, &value()?)? as usize),
             "--credits" => opts.credits = Some(number(&flag, &value()?)? as u32),
             "--out" => opts.out = PathBuf::from(value()?),

@@ -210,6 +210,11 @@ pub struct CheckpointSample {
     pub keyed_ack_ms: Option<f64>,
     #[serde(default)]
     pub last_ack_ms: Option<f64>,
+    /// Whether it was unaligned and the in-flight bytes it persisted, from the statistics.
+    #[serde(default)]
+    pub unaligned: Option<bool>,
+    #[serde(default)]
+    pub persisted_bytes: Option<u64>,
     /// When it was triggered, relative to the caller's origin (seconds).
     pub triggered_at_s: f64,
 }
@@ -269,6 +274,8 @@ pub fn samples(events: &[Captured], keyed_uid: &str, origin: Instant) -> Vec<Che
                 alignment_ms: None,
                 keyed_ack_ms: None,
                 last_ack_ms: None,
+                unaligned: None,
+                persisted_bytes: None,
                 triggered_at_s: trigger.saturating_duration_since(origin).as_secs_f64(),
             })
         })

@@ -33,14 +33,23 @@ pub enum Checkpointing {
     Off,
     ExactlyOnce,
     AtLeastOnce,
+    /// Exactly-once with unaligned checkpoints, switching after this alignment time (0: at
+    /// once).
+    Unaligned { aligned_timeout_ms: u64 },
 }
 
 impl Checkpointing {
-    pub fn label(self) -> &'static str {
+    pub fn label(self) -> String {
         match self {
-            Checkpointing::Off => "off",
-            Checkpointing::ExactlyOnce => "exactly-once",
-            Checkpointing::AtLeastOnce => "at-least-once",
+            Checkpointing::Off => "off".into(),
+            Checkpointing::ExactlyOnce => "exactly-once".into(),
+            Checkpointing::AtLeastOnce => "at-least-once".into(),
+            Checkpointing::Unaligned {
+                aligned_timeout_ms: 0,
+            } => "unaligned".into(),
+            Checkpointing::Unaligned { aligned_timeout_ms } => {
+                format!("aligned, unaligned after {}", human_ms(aligned_timeout_ms))
+            }
         }
     }
 }
@@ -73,6 +82,9 @@ pub struct CountJob {
     pub chaining: bool,
     /// A slow `map` on one channel before the key-by (needs parallelism ≥ 2).
     pub skew: Option<Skew>,
+    /// Back-pressure: the sink sleeps this long per batch (µs).
+    #[serde(default)]
+    pub slow_sink_micros: Option<u64>,
     /// Keep the latest checkpoint when the job is canceled (to restore from it).
     pub retain: bool,
     /// Records per batch and batches in flight per channel; `None`: the runtime's defaults.
@@ -94,6 +106,7 @@ impl CountJob {
             extra_hop: false,
             chaining: true,
             skew: None,
+            slow_sink_micros: None,
             retain: false,
             batch_size: None,
             credits: None,
@@ -127,6 +140,9 @@ impl CountJob {
             )),
             None => {}
         }
+        if let Some(us) = self.slow_sink_micros {
+            s.push_str(&format!(", slow sink ({} ms per batch)", us as f64 / 1e3));
+        }
         if let Some(b) = self.batch_size {
             s.push_str(&format!(", batches of {b}"));
         }
@@ -159,6 +175,12 @@ impl CountJob {
             Checkpointing::AtLeastOnce => {
                 config.interval = Some(Duration::from_millis(self.interval_ms));
                 config.mode = CheckpointingMode::AtLeastOnce;
+            }
+            Checkpointing::Unaligned { aligned_timeout_ms } => {
+                config.interval = Some(Duration::from_millis(self.interval_ms));
+                config.mode = CheckpointingMode::ExactlyOnce;
+                config.unaligned = true;
+                config.aligned_timeout = Duration::from_millis(aligned_timeout_ms);
             }
         }
         if self.retain {
@@ -200,7 +222,13 @@ impl CountJob {
         stream
             .key_by(move |v: &u64| v % keys)
             .process("count", Count::default())
-            .add_sink("checksum", ChecksumSink::new(totals.clone()));
+            .add_sink(
+                "checksum",
+                ChecksumSink {
+                    totals: totals.clone(),
+                    delay: self.slow_sink_micros.map(Duration::from_micros),
+                },
+            );
         env.build().expect("the benchmark graph is valid")
     }
 }
@@ -309,11 +337,16 @@ impl Totals {
 #[derive(Clone)]
 pub struct ChecksumSink {
     totals: Arc<Totals>,
+    /// Back-pressure: sleep this long per batch.
+    delay: Option<Duration>,
 }
 
 impl ChecksumSink {
     pub fn new(totals: Arc<Totals>) -> Self {
-        Self { totals }
+        Self {
+            totals,
+            delay: None,
+        }
     }
 }
 
@@ -325,6 +358,9 @@ impl Sink<(u64, u64)> for ChecksumSink {
     fn write(&mut self, batch: Vec<(u64, u64)>) -> Result<(), OperatorError> {
         if batch.is_empty() {
             return Ok(());
+        }
+        if let Some(delay) = self.delay {
+            std::thread::sleep(delay);
         }
         let t = &self.totals;
         let _ = t.first_at.set(Instant::now());

@@ -89,6 +89,8 @@ async fn add_stats(handle: &JobHandle, keyed_vertex: u32, samples: &mut [Checkpo
         };
         let since_trigger = |ts: u64| ts.saturating_sub(e.trigger_timestamp_ms) as f64;
         s.alignment_ms = Some(e.alignment_duration_micros as f64 / 1e3);
+        s.unaligned = Some(e.unaligned);
+        s.persisted_bytes = Some(e.persisted_data);
         s.last_ack_ms = e.latest_ack_timestamp_ms.map(since_trigger);
         s.keyed_ack_ms = e
             .subtasks

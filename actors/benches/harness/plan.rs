@@ -22,6 +22,8 @@ pub struct Sections {
     pub checkpoint: bool,
     pub recovery: bool,
     pub skew: bool,
+    #[serde(default)]
+    pub backpressure: bool,
 }
 
 impl Sections {
@@ -30,15 +32,17 @@ impl Sections {
         checkpoint: true,
         recovery: true,
         skew: true,
+        backpressure: true,
     };
 
-    /// From `throughput,checkpoint,recovery,skew` (any subset; `all`).
+    /// From `throughput,checkpoint,recovery,skew,backpressure` (any subset; `all`).
     pub fn parse(list: &str) -> Result<Self, String> {
         let mut s = Sections {
             throughput: false,
             checkpoint: false,
             recovery: false,
             skew: false,
+            backpressure: false,
         };
         for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
             match name {
@@ -47,9 +51,10 @@ impl Sections {
                 "checkpoint" => s.checkpoint = true,
                 "recovery" => s.recovery = true,
                 "skew" => s.skew = true,
+                "backpressure" => s.backpressure = true,
                 other => {
                     return Err(format!(
-                        "unknown section `{other}`: expected throughput, checkpoint, recovery, skew or all"
+                        "unknown section `{other}`: expected throughput, checkpoint, recovery, skew, backpressure or all"
                     ))
                 }
             }
@@ -79,6 +84,14 @@ pub struct Options {
     /// How long the slow operator sleeps per batch, and how long a skew run lasts.
     pub skew_micros_per_batch: u64,
     pub skew_run_ms: u64,
+    /// Back-pressure section: the sink's sleep per batch, the credits per channel (what is in
+    /// flight for a barrier to wait behind) and the alignment timeout of the switching row.
+    #[serde(default)]
+    pub slow_sink_micros: u64,
+    #[serde(default)]
+    pub backpressure_credits: u32,
+    #[serde(default)]
+    pub aligned_timeout_ms: u64,
     /// Records per batch and batches in flight per channel of every job (`None`: the
     /// runtime's defaults, 1024 and 8).
     #[serde(default)]
@@ -105,6 +118,9 @@ impl Options {
             settle_ms: 2000,
             skew_micros_per_batch: 500,
             skew_run_ms: 8000,
+            slow_sink_micros: 10_000,
+            backpressure_credits: 64,
+            aligned_timeout_ms: 100,
             batch_size: None,
             credits: None,
             out,
@@ -124,6 +140,9 @@ impl Options {
             settle_ms: 200,
             skew_micros_per_batch: 500,
             skew_run_ms: 600,
+            slow_sink_micros: 1_000,
+            backpressure_credits: 16,
+            aligned_timeout_ms: 5,
             batch_size: None,
             credits: None,
             out,
@@ -186,6 +205,31 @@ impl Options {
             base(Checkpointing::ExactlyOnce, slow),
             base(Checkpointing::AtLeastOnce, slow),
         ]
+    }
+}
+
+impl Options {
+    /// The back-pressure configurations: a slow sink behind the keyed count, checkpoints
+    /// aligned, unaligned, and aligned switching to unaligned after a timeout.
+    pub fn backpressure_jobs(&self) -> Vec<CountJob> {
+        [
+            Checkpointing::ExactlyOnce,
+            Checkpointing::Unaligned {
+                aligned_timeout_ms: 0,
+            },
+            Checkpointing::Unaligned {
+                aligned_timeout_ms: self.aligned_timeout_ms,
+            },
+        ]
+        .into_iter()
+        .map(|c| CountJob {
+            interval_ms: self.interval_ms,
+            slow_sink_micros: Some(self.slow_sink_micros),
+            batch_size: self.batch_size,
+            credits: Some(self.backpressure_credits),
+            ..CountJob::new(u64::MAX, self.keys, 2, c)
+        })
+        .collect()
     }
 }
 
@@ -327,6 +371,8 @@ pub struct Results {
     pub throughput: Vec<(CountJob, Vec<Throughput>)>,
     pub sizes: Vec<SizeResults>,
     pub skew: Vec<(CountJob, Vec<Skewed>)>,
+    #[serde(default)]
+    pub backpressure: Vec<(CountJob, Vec<Skewed>)>,
 }
 
 /// The checkpoint cost and recovery runs at one state size.
@@ -380,6 +426,13 @@ pub fn execute(
     if opts.sections.skew {
         results.skew = opts
             .skew_jobs()
+            .into_iter()
+            .map(|j| (j, Vec::new()))
+            .collect();
+    }
+    if opts.sections.backpressure {
+        results.backpressure = opts
+            .backpressure_jobs()
             .into_iter()
             .map(|j| (j, Vec::new()))
             .collect();
@@ -441,7 +494,7 @@ pub fn execute(
             size.cost.push(cost);
             let _ = std::fs::remove_dir_all(&dir);
         }
-        for (job, runs) in &mut results.skew {
+        for (job, runs) in results.skew.iter_mut().chain(&mut results.backpressure) {
             let dir = fresh()?;
             let task = Task::Skew {
                 job: job.clone(),
