@@ -487,6 +487,8 @@ struct Killer {
     restore: Duration,
     stats: Stats,
     history: Vec<String>,
+    /// Runs started so far: every other one runs with unaligned checkpoints.
+    runs: usize,
 }
 
 impl Killer {
@@ -518,6 +520,7 @@ impl Killer {
             restore: Duration::from_millis(20),
             stats: Stats::default(),
             history: Vec::new(),
+            runs: 0,
         }
     }
 
@@ -619,13 +622,21 @@ impl Killer {
         if let Some(p) = &p_arg {
             args.extend(["-p", p]);
         }
+        // Every other run takes unaligned checkpoints (a restore may switch either way: the
+        // channel state of an unaligned checkpoint is replayed whatever the new run's mode).
+        self.runs += 1;
+        let unaligned = self.runs % 2 == 0;
+        if unaligned {
+            args.extend(["-D", "execution.checkpointing.unaligned.enabled=true"]);
+        }
         let mut what = format!(
-            "{label}: {} at p={effective}{}",
+            "{label}: {} at p={effective}{}{}",
             from.as_ref().map_or("from scratch".to_owned(), |c| format!(
                 "restore chk-{} (p={})",
                 c.id, c.parallelism
             )),
             if parallelism.is_some() { " (-p)" } else { "" },
+            if unaligned { ", unaligned" } else { "" },
         );
         if let Some(m) = moment {
             let _ = write!(what, ", kill {m:?}");

@@ -151,6 +151,19 @@ impl CheckpointConfig {
         keys
     }
 
+    /// Settings that are valid but have no effect in this combination (as in Flink): the
+    /// runtime warns about each at job start.
+    pub fn ineffective_settings(&self) -> Vec<&'static str> {
+        let mut keys = Vec::new();
+        if self.aligned_timeout > Duration::ZERO && !self.unaligned {
+            keys.push(
+                "execution.checkpointing.aligned-checkpoint-timeout (applies only with \
+                 execution.checkpointing.unaligned.enabled: true)",
+            );
+        }
+        keys
+    }
+
     /// Checks every value and every combination; the error names the Flink key.
     pub fn validate(&self) -> Result<(), InvalidCheckpointConfig> {
         let bad = |key, value: String, expected| {
@@ -244,6 +257,20 @@ mod tests {
         let keys = c.unimplemented_settings();
         assert_eq!(keys.len(), 1);
         assert!(keys[0].starts_with("execution.checkpointing.snapshot-compression"));
+    }
+
+    #[test]
+    fn an_alignment_timeout_without_unaligned_checkpoints_is_listed_as_ineffective() {
+        let timeout = CheckpointConfig {
+            aligned_timeout: Duration::from_millis(50),
+            ..CheckpointConfig::default()
+        };
+        assert_eq!(timeout.ineffective_settings().len(), 1);
+        let unaligned = CheckpointConfig {
+            unaligned: true,
+            ..timeout
+        };
+        assert!(unaligned.ineffective_settings().is_empty());
     }
 
     #[test]

@@ -35,7 +35,9 @@ pub enum Checkpointing {
     AtLeastOnce,
     /// Exactly-once with unaligned checkpoints, switching after this alignment time (0: at
     /// once).
-    Unaligned { aligned_timeout_ms: u64 },
+    Unaligned {
+        aligned_timeout_ms: u64,
+    },
 }
 
 impl Checkpointing {

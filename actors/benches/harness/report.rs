@@ -329,8 +329,7 @@ fn backpressure_table(md: &mut String, opts: &Options, r: &Results) {
                 1
             ),
             bytes(median(
-                all.iter()
-                    .map(|c| c.persisted_bytes.unwrap_or(0) as f64)
+                all.iter().map(|c| c.persisted_bytes.unwrap_or(0) as f64)
             )),
             unaligned,
             all.len(),

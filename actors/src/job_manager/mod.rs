@@ -385,6 +385,9 @@ impl Actor for JobManager {
         for key in self.graph.config.checkpoint.unimplemented_settings() {
             warn!(job_id = %self.job_id, setting = key, "this setting is not implemented yet and has no effect");
         }
+        for key in self.graph.config.checkpoint.ineffective_settings() {
+            warn!(job_id = %self.job_id, setting = key, "this setting has no effect here");
+        }
         ctx.run_interval(TICK, |act, ctx| act.on_tick(ctx));
         self.initialise(ctx);
     }
