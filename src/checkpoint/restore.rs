@@ -295,3 +295,7 @@ fn empty_operator_state(uid: &str) -> Result<Arc<Vec<u8>>, RestoreReadError> {
             source: Box::new(source),
         })
 }
+
+#[cfg(test)]
+#[path = "restore_tests.rs"]
+mod tests;
