@@ -21,23 +21,20 @@ pub enum GateAction<B> {
         channel: usize,
         batch: B,
         credit: Option<CreditReturn>,
-        /// Unaligned checkpoints: the batch is channel state of this checkpoint (it arrived
-        /// before its channel's barrier, which overtook it): persist it with that checkpoint
-        /// before or while processing it.
-        record: Option<CheckpointId>,
     },
     /// Take the snapshot of `barrier` now and forward the barrier on every output channel.
     /// `alignment` is the time from its first barrier here to now (zero when it completed at
-    /// once or the first barrier was not seen here). When `unaligned`, the checkpoint's channel
-    /// state follows: batches handed out with `record: Some(id)`, then
-    /// [`GateAction::ChannelStateDone`]; acknowledge only after that.
+    /// once or the first barrier was not seen here). When `unaligned`, copy the batches it
+    /// overtook ([`super::InputGate::overtaken`]) and those that arrive later on channels that
+    /// are still [`super::InputGate::recording`]; acknowledge after
+    /// [`GateAction::ChannelStateDone`].
     Snapshot {
         barrier: Barrier,
         alignment: Duration,
         unaligned: bool,
     },
-    /// Every batch of the unaligned checkpoint `id`'s channel state has been handed out: its
-    /// channel state is complete.
+    /// The barrier of unaligned checkpoint `id` (or the end of input) has arrived on every
+    /// channel: its channel state is complete.
     ChannelStateDone { id: CheckpointId },
     /// Decline checkpoint `id` to the coordinator: it was given up here.
     Decline {

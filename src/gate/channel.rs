@@ -22,7 +22,8 @@ pub(super) struct Arrival<B> {
     pub(super) seq: u64,
     pub(super) channel: usize,
     pub(super) element: ChannelElement<B>,
-    /// Unaligned checkpoints: the checkpoint whose channel state this batch belongs to.
+    /// Unaligned checkpoints: the checkpoint whose channel state this batch (queued when the
+    /// capture started) belongs to.
     pub(super) record: Option<CheckpointId>,
 }
 

@@ -183,10 +183,9 @@ impl<B> InputGate<B> {
         };
         input.receive(channel, &element)?;
         self.last_seq += 1;
-        let mut record = None;
-        if let Some(u) = self.unaligned.as_mut() {
+        if self.unaligned.is_some() {
             match &element {
-                ChannelElement::Batch(_) => record = u.flag_arriving(channel),
+                ChannelElement::Batch(_) => {}
                 ChannelElement::Barrier(b) => {
                     if self.unaligned_barrier(channel, *b, self.last_seq) {
                         return Ok(());
@@ -199,7 +198,7 @@ impl<B> InputGate<B> {
             seq: self.last_seq,
             channel,
             element,
-            record,
+            record: None,
         });
         Ok(())
     }
@@ -217,15 +216,8 @@ impl<B> InputGate<B> {
     pub fn next(&mut self, now: Instant, output: OutputCredit) -> Option<GateAction<B>> {
         self.unaligned_tick(now);
         loop {
-            if let Some(decision) = self.decisions.pop_front() {
-                if let Some(u) = self.unaligned.as_mut() {
-                    match decision {
-                        Decision::Snapshot { barrier, .. } => u.on_aligned_decision(barrier.id),
-                        Decision::Decline { id, .. } => u.on_aligned_decision(id),
-                        _ => {}
-                    }
-                }
-                return Some(decision.into());
+            if let Some(decision) = self.next_decision() {
+                return Some(decision);
             }
             let front = self.arrivals.front()?;
             if output == OutputCredit::Exhausted && front.element.is_batch() {
@@ -246,19 +238,10 @@ impl<B> InputGate<B> {
                         .get_mut(channel)
                         .and_then(|input| input.credit.count(self.credit_group))
                         .map(|batches| CreditReturn { channel, batches });
-                    let record = match self.unaligned.as_mut() {
-                        Some(u) if arrival.record.is_some() => {
-                            let record = u.hand_out(arrival.record);
-                            u.complete_if_done(&mut self.decisions);
-                            record
-                        }
-                        _ => None,
-                    };
                     return Some(GateAction::Process {
                         channel,
                         batch,
                         credit,
-                        record,
                     });
                 }
                 ChannelElement::Barrier(barrier) => {
@@ -277,6 +260,39 @@ impl<B> InputGate<B> {
                 }
             }
         }
+    }
+
+    /// The next decision (snapshot, decline, channel state complete, end of input) without
+    /// handing out any element: what an owner that defers processing runs right after
+    /// [`Self::receive`], so that an unaligned snapshot is taken as soon as its barrier arrives.
+    pub fn next_decision(&mut self) -> Option<GateAction<B>> {
+        let decision = self.decisions.pop_front()?;
+        if let Some(u) = self.unaligned.as_mut() {
+            match decision {
+                Decision::Snapshot { barrier, .. } => u.on_aligned_decision(barrier.id),
+                Decision::Decline { id, .. } => u.on_aligned_decision(id),
+                _ => {}
+            }
+        }
+        Some(decision.into())
+    }
+
+    /// Unaligned checkpoints: the checkpoint whose channel state a batch arriving on `channel`
+    /// now belongs to (its barrier has not arrived there yet). Ask before [`Self::receive`] and
+    /// copy the batch if so.
+    #[inline]
+    pub fn recording(&self, channel: usize) -> Option<CheckpointId> {
+        self.unaligned.as_ref()?.recording(channel)
+    }
+
+    /// Unaligned checkpoints: the batches queued here that the barrier of `id` overtook, with
+    /// their channels, in arrival order (per channel). Copy them when the snapshot of `id` is
+    /// handed out.
+    pub fn overtaken(&self, id: CheckpointId) -> impl Iterator<Item = (usize, &B)> + '_ {
+        let held = self.channels.iter().flat_map(|c| &c.held);
+        held.chain(&self.arrivals)
+            .filter(move |a| a.record == Some(id))
+            .filter_map(|a| a.element.batch().map(|b| (a.channel, b)))
     }
 
     /// Everything of `channel` the gate has received and not handed out, in arrival order:

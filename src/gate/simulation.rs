@@ -208,6 +208,17 @@ impl Owner {
                 prop_assert!(self.credits[channel] > 0, "sent without credit");
                 self.credits[channel] -= 1;
                 self.unprocessed.insert(self.arrivals, *r);
+                if let Some(id) = self.gate.recording(channel) {
+                    // Arrives before its channel's barrier: copied on arrival.
+                    prop_assert!(
+                        !self.channel_state_done.contains(&id.0),
+                        "{:?} copied for {} after its channel state was complete",
+                        r,
+                        id
+                    );
+                    let recorded = self.recorded.entry(id.0).or_default();
+                    prop_assert!(recorded.insert(*r), "{:?} copied twice for {}", r, id);
+                }
             }
             Msg::Barrier(n) => {
                 self.first_barrier.entry(*n).or_insert(self.now);
@@ -240,19 +251,8 @@ impl Owner {
                     channel,
                     batch,
                     credit,
-                    record,
                 } => {
                     prop_assert_eq!(batch.0, channel, "a batch handed out on another channel");
-                    if let Some(id) = record {
-                        prop_assert!(
-                            self.snapshots.iter().any(|s| s.id == id.0 && s.unaligned),
-                            "{:?} recorded for {} before its unaligned snapshot",
-                            batch,
-                            id
-                        );
-                        prop_assert!(!self.channel_state_done.contains(&id.0));
-                        self.recorded.entry(id.0).or_default().insert(batch);
-                    }
                     let seq = self
                         .unprocessed
                         .iter()
@@ -326,6 +326,15 @@ impl Owner {
                         aborted_before: self.aborted.contains(&id),
                         unaligned,
                     });
+                    if unaligned {
+                        // The batches it overtook are copied now.
+                        let overtaken: Vec<Rec> =
+                            self.gate.overtaken(barrier.id).map(|(_, b)| *b).collect();
+                        let recorded = self.recorded.entry(id).or_default();
+                        for b in overtaken {
+                            prop_assert!(recorded.insert(b), "{:?} copied twice for {}", b, id);
+                        }
+                    }
                 }
                 GateAction::Decline { id, .. } => self.declined.push(id.0),
                 GateAction::InputsEnded => {
@@ -611,7 +620,14 @@ proptest! {
                     continue;
                 }
             }
-            check_exact(&s, snap, owner.recorded.get(&snap.id).unwrap_or(&none))?;
+            let recorded = owner.recorded.get(&snap.id).unwrap_or(&none);
+            prop_assert!(
+                recorded.is_disjoint(&snap.processed),
+                "checkpoint {}: {:?} both in its state and its channel state",
+                snap.id,
+                recorded.intersection(&snap.processed).collect::<Vec<_>>()
+            );
+            check_exact(&s, snap, recorded)?;
         }
         if timeout == 0 {
             for c in 0..s.streams.len() {

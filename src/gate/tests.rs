@@ -40,13 +40,16 @@ pub(super) const END: ChannelElement<&str> = ChannelElement::EndOfInput;
 pub(super) struct Harness {
     pub(super) gate: InputGate<&'static str>,
     pub(super) now: Instant,
+    /// Batches copied as channel state when they were received.
+    pub(super) recorded_on_arrival: Vec<Did>,
 }
 
 /// What a test checks of a handed-out action.
 #[derive(Debug, PartialEq)]
 pub(super) enum Did {
     Process(usize, &'static str),
-    /// Processed and recorded as channel state of the checkpoint.
+    /// Copied as channel state of the checkpoint: overtaken by its barrier (handed out right
+    /// after its unaligned snapshot) or arriving before its barrier (when received).
     Recorded(usize, &'static str, u64),
     Credit(usize, u32),
     Snapshot(u64, Duration),
@@ -61,10 +64,15 @@ impl Harness {
         Self {
             gate: InputGate::new(mode, channels, window),
             now: Instant::now(),
+            recorded_on_arrival: Vec::new(),
         }
     }
 
     pub(super) fn receive(&mut self, channel: usize, e: ChannelElement<&'static str>) -> &mut Self {
+        if let (Some(id), ChannelElement::Batch(b)) = (self.gate.recording(channel), &e) {
+            self.recorded_on_arrival
+                .push(Did::Recorded(channel, b, id.0));
+        }
         self.gate
             .receive(channel, e)
             .expect("a known, open channel");
@@ -85,12 +93,8 @@ impl Harness {
                     channel,
                     batch,
                     credit,
-                    record,
                 } => {
-                    did.push(match record {
-                        Some(id) => Did::Recorded(channel, batch, id.0),
-                        None => Did::Process(channel, batch),
-                    });
+                    did.push(Did::Process(channel, batch));
                     if let Some(c) = credit {
                         did.push(Did::Credit(c.channel, c.batches));
                     }
@@ -99,11 +103,16 @@ impl Harness {
                     barrier,
                     alignment,
                     unaligned,
-                } => did.push(if unaligned {
-                    Did::Unaligned(barrier.id.0, alignment)
-                } else {
-                    Did::Snapshot(barrier.id.0, alignment)
-                }),
+                } => {
+                    if unaligned {
+                        did.push(Did::Unaligned(barrier.id.0, alignment));
+                        for (c, b) in self.gate.overtaken(barrier.id) {
+                            did.push(Did::Recorded(c, b, barrier.id.0));
+                        }
+                    } else {
+                        did.push(Did::Snapshot(barrier.id.0, alignment));
+                    }
+                }
                 GateAction::ChannelStateDone { id } => did.push(Did::ChannelStateDone(id.0)),
                 GateAction::Decline { id, reason } => {
                     assert_eq!(reason, DeclineReason::Subsumed);

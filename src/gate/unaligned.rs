@@ -5,23 +5,27 @@
 //! any channel (in [`InputGate::receive`](super::InputGate::receive), not when it reaches the
 //! front of the queue) starts a [`Capture`] of `n`: the snapshot decision is queued ahead of
 //! every batch in the gate, and every batch that precedes barrier `n` on its channel and is not
-//! processed yet is flagged as channel state of `n`:
+//! processed yet is channel state of `n`:
 //!
-//! - batches already queued when the capture starts (they all arrived before the barrier);
-//! - batches that arrive later on a channel whose barrier `n` has not arrived yet.
+//! - batches already queued when the capture starts (they all arrived before the barrier): the
+//!   gate flags them, and the owner copies them when it takes the snapshot
+//!   ([`InputGate::overtaken`](super::InputGate::overtaken));
+//! - batches that arrive later on a channel whose barrier `n` has not arrived yet: the owner
+//!   asks [`InputGate::recording`](super::InputGate::recording) before handing each batch to
+//!   the gate, and copies it if so.
 //!
-//! Flagged batches are still handed out for processing as usual (after the snapshot), with
-//! `record: Some(n)`: the owner persists them as they go by. Once barrier `n` (or the end of
-//! input) has arrived on every channel and the last flagged batch is handed out, the gate hands
-//! out [`GateAction::ChannelStateDone`](super::GateAction): the channel state is complete.
+//! Every batch is still processed as usual (after the snapshot); the copies are what is
+//! persisted, so the checkpoint never waits for the overtaken data to be processed. Once
+//! barrier `n` (or the end of input) has arrived on every channel, the gate hands out
+//! [`GateAction::ChannelStateDone`](super::GateAction): the channel state is complete.
 //!
 //! With a positive timeout the checkpoint starts aligned (the barrier queues and goes to the
 //! exactly-once aligner like any other); [`Aligning`] remembers when its first barrier was seen
 //! and at which arrival number each channel delivered it. When the timeout passes before the
 //! alignment completes, the gate switches: the aligner forgets `n` (its blocked channels are
-//! released, its later barriers are stale), a capture of `n` starts, and a batch is flagged when
-//! it arrived before its channel's barrier `n` — which leaves out the held batches of channels
-//! that were blocked, since they came after the barrier.
+//! released, its later barriers are stale), a capture of `n` starts, and a queued batch is
+//! flagged when it arrived before its channel's barrier `n` — which leaves out the held batches
+//! of channels that were blocked, since they came after the barrier.
 //!
 //! A newer barrier arriving during a capture subsumes it (declined, as Flink does); an abort from
 //! the coordinator drops it. Savepoint barriers and the barrier of a bounded job's final
@@ -64,8 +68,6 @@ pub(super) struct Capture {
     id: CheckpointId,
     /// Per channel: its barrier (or end of input) has arrived; nothing more of it is recorded.
     passed: Vec<bool>,
-    /// Flagged batches not handed out yet.
-    pending: usize,
 }
 
 /// The unaligned side of a gate. See the module docs.
@@ -113,24 +115,11 @@ impl Unaligned {
         Some(a.since? + self.aligned_timeout)
     }
 
-    /// The record flag of a batch arriving on `channel` now.
+    /// The checkpoint whose channel state a batch arriving on `channel` now belongs to.
     #[inline]
-    pub(super) fn flag_arriving(&mut self, channel: usize) -> Option<CheckpointId> {
-        let capture = self.capture.as_mut()?;
-        if capture.passed.get(channel).copied().unwrap_or(false) {
-            return None;
-        }
-        capture.pending += 1;
-        Some(capture.id)
-    }
-
-    /// A flagged batch is handed out: whether it is still channel state of a live capture.
-    #[inline]
-    pub(super) fn hand_out(&mut self, flag: Option<CheckpointId>) -> Option<CheckpointId> {
-        let id = flag?;
-        let capture = self.capture.as_mut().filter(|c| c.id == id)?;
-        capture.pending -= 1;
-        Some(id)
+    pub(super) fn recording(&self, channel: usize) -> Option<CheckpointId> {
+        let capture = self.capture.as_ref()?;
+        (!capture.passed.get(channel).copied().unwrap_or(true)).then_some(capture.id)
     }
 
     /// Hands out the completion of the capture once nothing more belongs to it.
@@ -138,7 +127,7 @@ impl Unaligned {
         let done = self
             .capture
             .as_ref()
-            .is_some_and(|c| c.pending == 0 && c.passed.iter().all(|&p| p));
+            .is_some_and(|c| c.passed.iter().all(|&p| p));
         if done {
             if let Some(c) = self.capture.take() {
                 self.finish(c.id);
@@ -318,16 +307,14 @@ impl<B> InputGate<B> {
         let passed: Vec<bool> = (0..self.channels.len())
             .map(|c| passed(c) || self.channels[c].input == Input::Ended)
             .collect();
-        let mut pending = 0;
-        let mut flag = |a: &mut Arrival<B>| {
+        let flag = |a: &mut Arrival<B>| {
             if matches!(a.element, ChannelElement::Batch(_)) && before(a.channel, a.seq) {
                 a.record = Some(id);
-                pending += 1;
             }
         };
-        self.arrivals.iter_mut().for_each(&mut flag);
+        self.arrivals.iter_mut().for_each(flag);
         for input in &mut self.channels {
-            input.held.iter_mut().for_each(&mut flag);
+            input.held.iter_mut().for_each(flag);
         }
         self.decisions.push_back(Decision::Snapshot {
             barrier,
@@ -335,11 +322,7 @@ impl<B> InputGate<B> {
             unaligned: true,
         });
         if let Some(u) = self.unaligned.as_mut() {
-            u.capture = Some(Capture {
-                id,
-                passed,
-                pending,
-            });
+            u.capture = Some(Capture { id, passed });
             u.complete_if_done(&mut self.decisions);
         }
     }

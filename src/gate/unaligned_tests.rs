@@ -20,7 +20,7 @@ fn unaligned(id: u64) -> Did {
 }
 
 #[test]
-fn the_first_barrier_overtakes_everything_queued_and_records_it() {
+fn the_first_barrier_overtakes_everything_queued_and_copies_it() {
     let mut h = Harness::new(UNALIGNED, 2, 100);
     h.receive(0, batch("a1"))
         .receive(1, batch("b1"))
@@ -28,17 +28,29 @@ fn the_first_barrier_overtakes_everything_queued_and_records_it() {
         .receive(0, cp(1))
         .receive(0, batch("a3"))
         .receive(1, batch("b2"));
-    // Back-pressure: nothing was processed before the barrier arrived.
-    assert_eq!(h.run(EXHAUSTED), vec![unaligned(1)]);
-    // a3 follows channel 0's barrier; b2 precedes channel 1's, which has not arrived.
+    // Back-pressure: nothing was processed before the barrier arrived. The snapshot comes
+    // first, with the batches it overtook.
     assert_eq!(
-        h.drain(),
+        h.run(EXHAUSTED),
         vec![
+            unaligned(1),
             Did::Recorded(0, "a1", 1),
             Did::Recorded(1, "b1", 1),
             Did::Recorded(0, "a2", 1),
+        ]
+    );
+    // a3 follows channel 0's barrier; b2 precedes channel 1's, which has not arrived: copied
+    // when it arrived.
+    assert_eq!(h.recorded_on_arrival, vec![Did::Recorded(1, "b2", 1)]);
+    // Every batch is processed as usual; nothing is blocked.
+    assert_eq!(
+        h.drain(),
+        vec![
+            Did::Process(0, "a1"),
+            Did::Process(1, "b1"),
+            Did::Process(0, "a2"),
             Did::Process(0, "a3"),
-            Did::Recorded(1, "b2", 1),
+            Did::Process(1, "b2"),
         ]
     );
     assert!(!h.gate.is_blocked(0));
@@ -47,14 +59,16 @@ fn the_first_barrier_overtakes_everything_queued_and_records_it() {
         .receive(1, cp(1))
         .receive(1, batch("b4"));
     assert_eq!(
-        h.drain(),
-        vec![
-            Did::Recorded(1, "b3", 1),
-            Did::ChannelStateDone(1),
-            Did::Process(1, "b4"),
-        ]
+        h.recorded_on_arrival,
+        vec![Did::Recorded(1, "b2", 1), Did::Recorded(1, "b3", 1)]
     );
+    // Complete once the last barrier arrived, whether or not its batches were processed.
+    assert_eq!(h.run(EXHAUSTED), vec![Did::ChannelStateDone(1)]);
     assert_eq!(h.gate.pending_checkpoint(), None);
+    assert_eq!(
+        h.drain(),
+        vec![Did::Process(1, "b3"), Did::Process(1, "b4")]
+    );
 }
 
 #[test]
@@ -66,39 +80,29 @@ fn nothing_queued_and_one_channel_completes_at_once() {
         vec![
             unaligned(1),
             Did::Recorded(0, "a", 1),
-            Did::ChannelStateDone(1)
+            Did::ChannelStateDone(1),
+            Did::Process(0, "a")
         ]
     );
     h.receive(0, cp(2));
     assert_eq!(h.drain(), vec![unaligned(2), Did::ChannelStateDone(2)]);
     // Its barrier again: stale.
-    h.receive(0, batch("b"));
+    h.receive(0, cp(2)).receive(0, batch("b"));
     assert_eq!(h.drain(), vec![Did::Process(0, "b")]);
-}
-
-#[test]
-fn the_last_recorded_batch_completes_the_channel_state_after_the_last_barrier() {
-    let mut h = Harness::new(UNALIGNED, 2, 100);
-    h.receive(0, batch("a1"))
-        .receive(0, cp(1))
-        .receive(1, cp(1));
-    assert_eq!(h.run(EXHAUSTED), vec![unaligned(1)]);
-    assert_eq!(
-        h.drain(),
-        vec![Did::Recorded(0, "a1", 1), Did::ChannelStateDone(1)]
-    );
+    assert!(h.recorded_on_arrival.is_empty());
 }
 
 #[test]
 fn end_of_input_ends_the_recording_of_its_channel() {
     let mut h = Harness::new(UNALIGNED, 2, 100);
     h.receive(0, cp(1)).receive(1, batch("b1")).receive(1, END);
+    assert_eq!(h.recorded_on_arrival, vec![Did::Recorded(1, "b1", 1)]);
     assert_eq!(
         h.drain(),
         vec![
             unaligned(1),
-            Did::Recorded(1, "b1", 1),
-            Did::ChannelStateDone(1)
+            Did::ChannelStateDone(1),
+            Did::Process(1, "b1"),
         ]
     );
     // A channel that had ended before the capture started counts as passed.
@@ -108,7 +112,8 @@ fn end_of_input_ends_the_recording_of_its_channel() {
         vec![
             unaligned(2),
             Did::Recorded(0, "a1", 2),
-            Did::ChannelStateDone(2)
+            Did::ChannelStateDone(2),
+            Did::Process(0, "a1"),
         ]
     );
     h.receive(0, END);
@@ -116,23 +121,33 @@ fn end_of_input_ends_the_recording_of_its_channel() {
 }
 
 #[test]
-fn a_newer_barrier_subsumes_the_capture_and_records_again() {
+fn a_newer_barrier_subsumes_the_capture_and_copies_again() {
     let mut h = Harness::new(UNALIGNED, 2, 100);
     h.receive(0, batch("a1"))
         .receive(0, cp(1))
         .receive(1, batch("b1"))
         .receive(0, cp(2));
+    assert_eq!(h.recorded_on_arrival, vec![Did::Recorded(1, "b1", 1)]);
     assert_eq!(
         h.run(EXHAUSTED),
-        vec![unaligned(1), Did::Decline(1), unaligned(2)]
-    );
-    assert_eq!(
-        h.drain(),
-        vec![Did::Recorded(0, "a1", 2), Did::Recorded(1, "b1", 2)]
+        vec![
+            unaligned(1),
+            Did::Decline(1),
+            unaligned(2),
+            Did::Recorded(0, "a1", 2),
+            Did::Recorded(1, "b1", 2),
+        ]
     );
     // Channel 1's barrier 1 is now stale; its barrier 2 completes the capture.
     h.receive(1, cp(1)).receive(1, cp(2));
-    assert_eq!(h.drain(), vec![Did::ChannelStateDone(2)]);
+    assert_eq!(
+        h.drain(),
+        vec![
+            Did::ChannelStateDone(2),
+            Did::Process(0, "a1"),
+            Did::Process(1, "b1")
+        ]
+    );
 }
 
 #[test]
@@ -141,6 +156,7 @@ fn an_abort_drops_the_capture_and_its_later_barriers() {
     h.receive(0, cp(1)).receive(1, batch("b1"));
     assert_eq!(h.run(EXHAUSTED), vec![unaligned(1)]);
     h.gate.abort(CheckpointId(1), h.now);
+    assert_eq!(h.gate.recording(1), None);
     h.receive(1, cp(1));
     assert_eq!(h.drain(), vec![Did::Process(1, "b1")]);
     assert_eq!(h.gate.pending_checkpoint(), None);
@@ -163,6 +179,7 @@ fn savepoints_stay_aligned() {
         h.drain(),
         vec![Did::Snapshot(1, Duration::ZERO), Did::Process(0, "a1")]
     );
+    assert!(h.recorded_on_arrival.is_empty());
 }
 
 #[test]
@@ -188,7 +205,8 @@ fn restored_batches_go_first_and_return_no_credit() {
         vec![
             unaligned(1),
             Did::Recorded(RESTORED_CHANNEL, "r1", 1),
-            Did::ChannelStateDone(1)
+            Did::ChannelStateDone(1),
+            Did::Process(RESTORED_CHANNEL, "r1"),
         ]
     );
 }
@@ -206,20 +224,22 @@ fn an_alignment_that_times_out_switches_to_unaligned() {
         vec![Did::Process(0, "a1"), Did::Process(1, "b1")]
     );
     assert!(h.gate.is_blocked(0));
+    assert_eq!(h.gate.recording(1), None, "aligned: nothing is copied");
     let deadline = h.gate.deadline().expect("an alignment under a timeout");
     h.receive(1, batch("b2"));
     h.advance(9);
     assert!(h.now < deadline);
     assert_eq!(h.run(EXHAUSTED), vec![]);
     h.advance(1);
-    // The switch: snapshot now; b2 (before channel 1's barrier) is recorded, a2 (held after
+    // The switch: snapshot now; b2 (before channel 1's barrier) is copied, a2 (held after
     // channel 0's barrier) is not.
     assert_eq!(
         h.drain(),
         vec![
             Did::Unaligned(1, Duration::from_millis(10)),
-            Did::Process(0, "a2"),
             Did::Recorded(1, "b2", 1),
+            Did::Process(0, "a2"),
+            Did::Process(1, "b2"),
         ]
     );
     assert!(!h.gate.is_blocked(0));
@@ -227,11 +247,12 @@ fn an_alignment_that_times_out_switches_to_unaligned() {
     h.receive(1, batch("b3"))
         .receive(1, cp(1))
         .receive(1, batch("b4"));
+    assert_eq!(h.recorded_on_arrival, vec![Did::Recorded(1, "b3", 1)]);
     assert_eq!(
         h.drain(),
         vec![
-            Did::Recorded(1, "b3", 1),
             Did::ChannelStateDone(1),
+            Did::Process(1, "b3"),
             Did::Process(1, "b4")
         ]
     );
@@ -254,4 +275,5 @@ fn an_alignment_within_its_timeout_stays_aligned() {
     assert_eq!(h.gate.deadline(), None);
     h.advance(20);
     assert_eq!(h.drain(), vec![]);
+    assert!(h.recorded_on_arrival.is_empty());
 }

@@ -13,10 +13,12 @@
 //! channel after everything before it has been flushed.
 //!
 //! Unaligned checkpoints: the gate must see a barrier while the batches it overtakes are still
-//! queued, so in [`AlignmentMode::Unaligned`] a `Deliver` only queues its element and the work
-//! runs from a [`DrainInput`] the task sends itself, a few batches at a time: actix polls the
-//! whole mailbox between two of them, so a barrier reaches the gate after at most that many
-//! batches, however long the queue. A checkpoint whose alignment has a timeout gets a timer at
+//! queued, so in [`AlignmentMode::Unaligned`] a `Deliver` only queues its element (and takes
+//! the decisions it causes at once: an unaligned snapshot the moment its barrier arrives) and
+//! batches are processed from a [`DrainInput`] the task sends itself, one at a time: actix polls
+//! the whole mailbox between two of them, so a barrier reaches the gate after at most one
+//! batch, however long the queue. The overtaken batches are copied (encoded) when the snapshot
+//! is taken and as they arrive, never waited for. A checkpoint whose alignment has a timeout gets a timer at
 //! the gate's deadline. Channel state restored from a checkpoint is queued in the gate before
 //! any input ([`RestoredBatch`]).
 //!
@@ -87,9 +89,9 @@ type Records = Box<dyn Any + Send>;
 
 /// A batch of restored channel state, with the chain member whose input it was (not the head
 /// when chaining changed since the snapshot). Only batches of [`RESTORED_CHANNEL`] are these.
-struct RestoredBatch {
-    member: usize,
-    records: Records,
+pub(super) struct RestoredBatch {
+    pub(super) member: usize,
+    pub(super) records: Records,
 }
 
 /// Unaligned mode: batches processed per [`DrainInput`] before the mailbox is polled again.
@@ -252,64 +254,79 @@ impl Task {
             let Some(action) = self.gate.next(now, output) else {
                 break;
             };
-            match action {
-                GateAction::Process {
-                    channel,
-                    batch,
-                    credit,
-                    record,
-                } => {
-                    if channel == RESTORED_CHANNEL {
-                        self.process_restored(batch, record);
-                    } else {
-                        if let Some(id) = record {
-                            self.record(id, 0, batch.as_ref());
-                        }
-                        self.guard(|chain, ready| chain.process(batch, ready));
-                    }
-                    self.send_ready();
-                    if let Some(credit) = credit {
-                        self.return_credit(credit);
-                    }
-                    budget -= 1;
-                    if budget == 0 {
-                        return true;
-                    }
+            if self.act(action) {
+                budget -= 1;
+                if budget == 0 {
+                    return true;
                 }
-                GateAction::Snapshot {
-                    barrier,
-                    alignment,
-                    unaligned: false,
-                } => self.checkpoint(barrier, alignment),
-                GateAction::Snapshot {
-                    barrier,
-                    alignment,
-                    unaligned: true,
-                } => self.checkpoint_unaligned(barrier, alignment),
-                GateAction::ChannelStateDone { id } => self.channel_state_done(id),
-                GateAction::Decline { id, reason } => {
-                    debug!(
-                        job_id = %self.setup.job_id,
-                        uid = %self.setup.info.uid,
-                        subtask = self.setup.info.index,
-                        checkpoint_id = id.0,
-                        %reason,
-                        "alignment abandoned"
-                    );
-                    self.drop_unaligned(id);
-                    self.report(TaskEventKind::Decline {
-                        id,
-                        reason: reason.to_string(),
-                    });
-                }
-                GateAction::InputsEnded => self.end_inputs(),
             }
         }
         false
     }
 
+    /// Unaligned mode, right after an arrival: executes the gate's decisions (an unaligned
+    /// snapshot is taken the moment its first barrier arrives), no batch.
+    fn decide(&mut self) {
+        while self.lifecycle.is_live() {
+            let Some(action) = self.gate.next_decision() else {
+                break;
+            };
+            self.act(action);
+        }
+    }
+
+    /// Executes one action of the gate; true if it processed a batch.
+    fn act(&mut self, action: GateAction<Records>) -> bool {
+        match action {
+            GateAction::Process {
+                channel,
+                batch,
+                credit,
+            } => {
+                if channel == RESTORED_CHANNEL {
+                    self.process_restored(batch);
+                } else {
+                    self.guard(|chain, ready| chain.process(batch, ready));
+                }
+                self.send_ready();
+                if let Some(credit) = credit {
+                    self.return_credit(credit);
+                }
+                return true;
+            }
+            GateAction::Snapshot {
+                barrier,
+                alignment,
+                unaligned: false,
+            } => self.checkpoint(barrier, alignment),
+            GateAction::Snapshot {
+                barrier,
+                alignment,
+                unaligned: true,
+            } => self.checkpoint_unaligned(barrier, alignment),
+            GateAction::ChannelStateDone { id } => self.channel_state_done(id),
+            GateAction::Decline { id, reason } => {
+                debug!(
+                    job_id = %self.setup.job_id,
+                    uid = %self.setup.info.uid,
+                    subtask = self.setup.info.index,
+                    checkpoint_id = id.0,
+                    %reason,
+                    "alignment abandoned"
+                );
+                self.drop_unaligned(id);
+                self.report(TaskEventKind::Decline {
+                    id,
+                    reason: reason.to_string(),
+                });
+            }
+            GateAction::InputsEnded => self.end_inputs(),
+        }
+        false
+    }
+
     /// A batch of restored channel state, into the chain member it was the input of.
-    fn process_restored(&mut self, batch: Records, record: Option<weir::ids::CheckpointId>) {
+    fn process_restored(&mut self, batch: Records) {
         let RestoredBatch { member, records } = match batch.downcast::<RestoredBatch>() {
             Ok(b) => *b,
             Err(_) => {
@@ -320,9 +337,6 @@ impl Task {
                 return;
             }
         };
-        if let Some(id) = record {
-            self.record(id, member, records.as_ref());
-        }
         self.guard(|chain, ready| chain.process_at(member, records, ready));
     }
 
@@ -401,13 +415,26 @@ impl Handler<DrainInput> for Task {
 impl Handler<Deliver> for Task {
     type Result = ();
     fn handle(&mut self, msg: Deliver, ctx: &mut Self::Context) {
+        let channel = msg.channel as usize;
         let element = match msg.payload {
-            Payload::Batch { records, .. } => ChannelElement::Batch(records),
+            Payload::Batch { records, .. } => {
+                // Unaligned: a batch that arrives before its channel's barrier, after the
+                // snapshot, is channel state: copied now, processed later as usual.
+                if let Some(id) = self.gate.recording(channel) {
+                    self.record(id, 0, records.as_ref());
+                }
+                ChannelElement::Batch(records)
+            }
             Payload::Barrier(barrier) => ChannelElement::Barrier(barrier),
             Payload::EndOfInput => ChannelElement::EndOfInput,
         };
-        match self.gate.receive(msg.channel as usize, element) {
-            Ok(()) => self.work(ctx),
+        match self.gate.receive(channel, element) {
+            Ok(()) => {
+                if self.setup.alignment.is_unaligned() {
+                    self.decide();
+                }
+                self.work(ctx)
+            }
             Err(e) => self.fail(e.to_string(), FailureCause::Recoverable),
         }
     }

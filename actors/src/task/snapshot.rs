@@ -8,9 +8,10 @@
 //!
 //! An unaligned snapshot ([`Task::checkpoint_unaligned`]) is taken the same way, but its
 //! upload waits for the checkpoint's channel state: the input batches the barrier overtook,
-//! recorded as the gate hands them out ([`Task::record`]) until it says the channel state is
-//! complete ([`Task::channel_state_done`]); they are uploaded with the operators' state, one
-//! channel-state blob per chain member that had any.
+//! copied (encoded) when the snapshot is taken and, for channels whose barrier has not arrived
+//! yet, as they arrive ([`Task::record`]), until the gate says the channel state is complete
+//! ([`Task::channel_state_done`]: every channel's barrier has arrived); they are uploaded with
+//! the operators' state, one channel-state blob per chain member that had any.
 
 use std::any::Any;
 use std::time::{Duration, Instant};
@@ -23,7 +24,9 @@ use weir::ids::CheckpointId;
 use weir::state::channel;
 use weir::vertex::VertexSnapshot;
 
-use super::Task;
+use weir::gate::RESTORED_CHANNEL;
+
+use super::{RestoredBatch, Task};
 use crate::messages::*;
 
 /// A snapshot whose synchronous part is done: what it captured and where it goes.
@@ -64,17 +67,62 @@ impl Task {
             // The gate declines a capture before it starts the next; nothing is left to upload.
             debug!(checkpoint_id = old.id().0, "unaligned snapshot dropped");
         }
-        if let Some(taken) = self.take_snapshot(barrier, alignment) {
-            self.unaligned = Some(PendingUnaligned {
-                taken,
-                recorded: vec![Vec::new(); self.setup.chain.len()],
-                bytes: 0,
-            });
+        let Some(taken) = self.take_snapshot(barrier, alignment) else {
+            return;
+        };
+        let mut pending = PendingUnaligned {
+            taken,
+            recorded: vec![Vec::new(); self.setup.chain.len()],
+            bytes: 0,
+        };
+        // Copy the batches the barrier overtook, where they wait.
+        let chain = &self.setup.chain;
+        let mut failed = None;
+        for (channel, batch) in self.gate.overtaken(barrier.id) {
+            let (member, records) = if channel == RESTORED_CHANNEL {
+                match batch.downcast_ref::<RestoredBatch>() {
+                    Some(r) => (r.member, r.records.as_ref()),
+                    None => continue,
+                }
+            } else {
+                (0, batch.as_ref())
+            };
+            match chain.encode_input(member, records) {
+                Ok(bytes) => {
+                    pending.bytes += bytes.len();
+                    pending.recorded[member].push(bytes);
+                }
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
+            }
+        }
+        match failed {
+            None => self.unaligned = Some(pending),
+            Some(e) => self.give_up_unaligned(barrier.id, &e),
         }
     }
 
-    /// Records `batch`, the input of chain member `member`, as channel state of checkpoint
-    /// `id`. A batch that cannot be encoded gives the checkpoint up (declined), not the job.
+    /// A batch that cannot be encoded gives the checkpoint up (declined), not the job.
+    fn give_up_unaligned(&mut self, id: CheckpointId, e: &dyn std::fmt::Display) {
+        self.unaligned = None;
+        warn!(
+            job_id = %self.setup.job_id,
+            uid = %self.setup.info.uid,
+            subtask = self.setup.info.index,
+            checkpoint_id = id.0,
+            error = %e,
+            "cannot record channel state"
+        );
+        self.report(TaskEventKind::Decline {
+            id,
+            reason: format!("cannot record channel state: {e}"),
+        });
+    }
+
+    /// Copies `batch`, an arriving input of chain member `member`, as channel state of
+    /// checkpoint `id`.
     pub(super) fn record(&mut self, id: CheckpointId, member: usize, batch: &(dyn Any + Send)) {
         let Some(pending) = self.unaligned.as_mut().filter(|p| p.id() == id) else {
             return;
@@ -84,21 +132,7 @@ impl Task {
                 pending.bytes += bytes.len();
                 pending.recorded[member].push(bytes);
             }
-            Err(e) => {
-                self.unaligned = None;
-                warn!(
-                    job_id = %self.setup.job_id,
-                    uid = %self.setup.info.uid,
-                    subtask = self.setup.info.index,
-                    checkpoint_id = id.0,
-                    error = %e,
-                    "cannot record channel state"
-                );
-                self.report(TaskEventKind::Decline {
-                    id,
-                    reason: format!("cannot record channel state: {e}"),
-                });
-            }
+            Err(e) => self.give_up_unaligned(id, &e),
         }
     }
 
