@@ -625,7 +625,7 @@ impl Killer {
         // Every other run takes unaligned checkpoints (a restore may switch either way: the
         // channel state of an unaligned checkpoint is replayed whatever the new run's mode).
         self.runs += 1;
-        let unaligned = self.runs % 2 == 0;
+        let unaligned = self.runs.is_multiple_of(2);
         if unaligned {
             args.extend(["-D", "execution.checkpointing.unaligned.enabled=true"]);
         }
