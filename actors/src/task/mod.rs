@@ -15,9 +15,10 @@
 //! Unaligned checkpoints: the gate must see a barrier while the batches it overtakes are still
 //! queued, so in [`AlignmentMode::Unaligned`] a `Deliver` only queues its element (and takes
 //! the decisions it causes at once: an unaligned snapshot the moment its barrier arrives) and
-//! batches are processed from a [`DrainInput`] the task sends itself, one at a time: actix polls
-//! the whole mailbox between two of them, so a barrier reaches the gate after at most one
-//! batch, however long the queue. The overtaken batches are copied (encoded) when the snapshot
+//! batches are processed one at a time, each in a step that first yields the arbiter's thread
+//! ([`Task::schedule_drain`]): the other subtasks of the thread run (a source on it can inject
+//! a barrier), and actix polls the whole mailbox before the next step, so a barrier reaches
+//! the gate after at most one batch, however long the queue. The overtaken batches are copied (encoded) when the snapshot
 //! is taken and as they arrive, never waited for. A checkpoint whose alignment has a timeout gets a timer at
 //! the gate's deadline. Channel state restored from a checkpoint is queued in the gate before
 //! any input ([`RestoredBatch`]).
@@ -94,13 +95,8 @@ pub(super) struct RestoredBatch {
     pub(super) records: Records,
 }
 
-/// Unaligned mode: batches processed per [`DrainInput`] before the mailbox is polled again.
+/// Unaligned mode: batches processed per step before the thread is yielded.
 const UNALIGNED_DRAIN_BATCHES: usize = 1;
-
-/// Unaligned mode: run what the gate hands out (see the module docs).
-#[derive(Message)]
-#[rtype(result = "()")]
-struct DrainInput;
 
 pub struct Task {
     setup: TaskSetup,
@@ -116,7 +112,7 @@ pub struct Task {
     ready: Vec<OutBatch>,
     /// An unaligned snapshot waiting for its channel state.
     unaligned: Option<snapshot::PendingUnaligned>,
-    /// Unaligned mode: a [`DrainInput`] is on its way.
+    /// Unaligned mode: a drain step is scheduled.
     drain_scheduled: bool,
     /// The gate's deadline a timer is set for.
     timer_at: Option<Instant>,
@@ -214,18 +210,34 @@ impl Task {
         self.send_ready();
     }
 
-    /// Runs what the gate hands out: inline (aligned modes), or from a [`DrainInput`]
-    /// (unaligned); then sets a timer for the gate's deadline, if it has one.
+    /// Runs what the gate hands out: inline (aligned modes), or in steps (unaligned); then
+    /// sets a timer for the gate's deadline, if it has one.
     fn work(&mut self, ctx: &mut Context<Self>) {
         if self.setup.alignment.is_unaligned() {
-            if !self.drain_scheduled {
-                self.drain_scheduled = true;
-                ctx.notify(DrainInput);
-            }
+            self.schedule_drain(ctx);
         } else {
             self.drain(usize::MAX);
         }
         self.set_timer(ctx);
+    }
+
+    /// Unaligned mode: the next drain step, after yielding the arbiter's thread once (a
+    /// `notify` would run before any other actor of the thread: actix keeps polling an actor
+    /// while it has work).
+    fn schedule_drain(&mut self, ctx: &mut Context<Self>) {
+        if self.drain_scheduled {
+            return;
+        }
+        self.drain_scheduled = true;
+        ctx.spawn(
+            actix::fut::wrap_future::<_, Self>(tokio::task::yield_now()).map(|_, act, ctx| {
+                act.drain_scheduled = false;
+                if act.drain(UNALIGNED_DRAIN_BATCHES) {
+                    act.schedule_drain(ctx);
+                }
+                act.set_timer(ctx);
+            }),
+        );
     }
 
     /// A timer for the gate's deadline (an alignment that switches to unaligned then).
@@ -397,18 +409,6 @@ impl Handler<Init> for Task {
     fn handle(&mut self, msg: Init, ctx: &mut Self::Context) {
         self.upstream = msg.upstream;
         self.work(ctx);
-    }
-}
-
-impl Handler<DrainInput> for Task {
-    type Result = ();
-    fn handle(&mut self, _: DrainInput, ctx: &mut Self::Context) {
-        self.drain_scheduled = false;
-        if self.drain(UNALIGNED_DRAIN_BATCHES) {
-            self.drain_scheduled = true;
-            ctx.notify(DrainInput);
-        }
-        self.set_timer(ctx);
     }
 }
 
