@@ -33,6 +33,7 @@ mod job;
 mod job_manager;
 mod locations;
 pub mod logging;
+pub mod metrics;
 pub mod messages;
 pub mod rest;
 mod task;

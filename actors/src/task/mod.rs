@@ -71,6 +71,8 @@ pub struct TaskSetup {
     /// Restored state of each chain member.
     pub restored: Vec<RestoredState>,
     pub manager: Recipient<TaskEvent>,
+    /// Counted once per batch (records in and out, busy and back-pressured time).
+    pub metrics: std::sync::Arc<crate::metrics::SubtaskMetrics>,
 }
 
 /// The records of one batch, type-erased: the gate's batch payload.
@@ -144,6 +146,10 @@ impl Task {
         for b in self.ready.drain(..) {
             let out = &self.setup.outputs[b.channel];
             self.credits[b.channel] -= 1;
+            self.setup.metrics.sent(b.len);
+            if self.credits[b.channel] <= 0 {
+                self.setup.metrics.output_blocked();
+            }
             out.target.do_send(Deliver {
                 channel: out.channel,
                 payload: Payload::Batch {
@@ -192,7 +198,9 @@ impl Task {
             };
             match action {
                 GateAction::Process { batch, credit, .. } => {
+                    let busy = Instant::now();
                     self.guard(|chain, ready| chain.process(batch, ready));
+                    self.setup.metrics.busy_since(busy);
                     self.send_ready();
                     if let Some(credit) = credit {
                         self.return_credit(credit);
@@ -265,7 +273,10 @@ impl Handler<Deliver> for Task {
     type Result = ();
     fn handle(&mut self, msg: Deliver, _: &mut Self::Context) {
         let element = match msg.payload {
-            Payload::Batch { records, .. } => ChannelElement::Batch(records),
+            Payload::Batch { records, len } => {
+                self.setup.metrics.received(len);
+                ChannelElement::Batch(records)
+            }
             Payload::Barrier(barrier) => ChannelElement::Barrier(barrier),
             Payload::EndOfInput => ChannelElement::EndOfInput,
         };
@@ -283,6 +294,9 @@ impl Handler<Credit> for Task {
             *c += i64::from(msg.batches);
         }
         let output = self.output_credit();
+        if output == OutputCredit::Available {
+            self.setup.metrics.output_unblocked();
+        }
         match self.source.as_mut() {
             Some(source) => {
                 if source.on_credit(output) {
