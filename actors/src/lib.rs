@@ -33,8 +33,8 @@ mod job;
 mod job_manager;
 mod locations;
 pub mod logging;
-pub mod metrics;
 pub mod messages;
+pub mod metrics;
 pub mod rest;
 mod task;
 

@@ -55,6 +55,12 @@ pub struct CheckpointStatsEntry {
     pub sync_duration_micros: u64,
     pub num_subtasks: usize,
     pub num_acknowledged_subtasks: usize,
+    /// Whether this checkpoint was taken unaligned (its barriers overtook in-flight data).
+    #[serde(default)]
+    pub unaligned: bool,
+    /// In-flight bytes persisted with the state (unaligned checkpoints; 0 otherwise).
+    #[serde(default)]
+    pub persisted_data: u64,
     pub external_path: Option<String>,
     pub failure_timestamp_ms: Option<u64>,
     pub failure_message: Option<String>,
@@ -149,6 +155,8 @@ impl CheckpointStatsTracker {
                 sync_duration_micros: 0,
                 num_subtasks,
                 num_acknowledged_subtasks: 0,
+                unaligned: false,
+                persisted_data: 0,
                 external_path: None,
                 failure_timestamp_ms: None,
                 failure_message: None,

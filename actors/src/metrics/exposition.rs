@@ -88,22 +88,74 @@ fn subtask_labels(job: &JobMetrics, uid: &str, subtask: u32) -> Labels {
 /// The OpenMetrics text of `jobs` (ends with `# EOF`).
 pub fn encode(jobs: &[JobMetrics]) -> String {
     let mut r = Registry::with_prefix("weir");
-    let uptime = family::<F64Gauge>(&mut r, "job_uptime_seconds", "Time since the job started (0 once it ended)");
-    let status = family::<Gauge>(&mut r, "job_status", "1 for the job's current status (Flink's names)");
-    let restarts = family::<Counter>(&mut r, "job_restarts", "Restarts of the job (Flink's numRestarts)");
-    let completed = family::<Counter>(&mut r, "checkpoints_completed", "Completed checkpoints and savepoints");
-    let failed = family::<Counter>(&mut r, "checkpoints_failed", "Failed or aborted checkpoints");
-    let restored = family::<Counter>(&mut r, "checkpoints_restored", "Restores from a checkpoint or savepoint");
+    let uptime = family::<F64Gauge>(
+        &mut r,
+        "job_uptime_seconds",
+        "Time since the job started (0 once it ended)",
+    );
+    let status = family::<Gauge>(
+        &mut r,
+        "job_status",
+        "1 for the job's current status (Flink's names)",
+    );
+    let restarts = family::<Counter>(
+        &mut r,
+        "job_restarts",
+        "Restarts of the job (Flink's numRestarts)",
+    );
+    let completed = family::<Counter>(
+        &mut r,
+        "checkpoints_completed",
+        "Completed checkpoints and savepoints",
+    );
+    let failed = family::<Counter>(
+        &mut r,
+        "checkpoints_failed",
+        "Failed or aborted checkpoints",
+    );
+    let restored = family::<Counter>(
+        &mut r,
+        "checkpoints_restored",
+        "Restores from a checkpoint or savepoint",
+    );
     let in_progress = family::<Gauge>(&mut r, "checkpoints_in_progress", "Checkpoints in progress");
-    let last_duration = family::<F64Gauge>(&mut r, "checkpoint_last_duration_seconds", "Trigger to last acknowledgement of the latest completed checkpoint");
-    let last_size = family::<Gauge>(&mut r, "checkpoint_last_size_bytes", "State size of the latest completed checkpoint");
-    let alignment = family::<F64Gauge>(&mut r, "checkpoint_alignment_duration_seconds", "Barrier alignment of each subtask in the latest completed checkpoint");
+    let last_duration = family::<F64Gauge>(
+        &mut r,
+        "checkpoint_last_duration_seconds",
+        "Trigger to last acknowledgement of the latest completed checkpoint",
+    );
+    let last_size = family::<Gauge>(
+        &mut r,
+        "checkpoint_last_size_bytes",
+        "State size of the latest completed checkpoint",
+    );
+    let alignment = family::<F64Gauge>(
+        &mut r,
+        "checkpoint_alignment_duration_seconds",
+        "Barrier alignment of each subtask in the latest completed checkpoint",
+    );
     let records_in = family::<Counter>(&mut r, "records_in", "Records a subtask received");
     let records_out = family::<Counter>(&mut r, "records_out", "Records a subtask sent");
-    let rate_in = family::<F64Gauge>(&mut r, "records_in_per_second", "Records received per second over the last 10 s");
-    let rate_out = family::<F64Gauge>(&mut r, "records_out_per_second", "Records sent per second over the last 10 s");
-    let busy = family::<F64Counter>(&mut r, "busy_time_seconds", "Time a subtask spent processing batches");
-    let backpressured = family::<F64Counter>(&mut r, "backpressured_time_seconds", "Time a subtask's output had no credit");
+    let rate_in = family::<F64Gauge>(
+        &mut r,
+        "records_in_per_second",
+        "Records received per second over the last 10 s",
+    );
+    let rate_out = family::<F64Gauge>(
+        &mut r,
+        "records_out_per_second",
+        "Records sent per second over the last 10 s",
+    );
+    let busy = family::<F64Counter>(
+        &mut r,
+        "busy_time_seconds",
+        "Time a subtask spent processing batches",
+    );
+    let backpressured = family::<F64Counter>(
+        &mut r,
+        "backpressured_time_seconds",
+        "Time a subtask's output had no credit",
+    );
     for job in jobs {
         let l = job_labels(job);
         let mut named = l.clone();
@@ -117,9 +169,15 @@ pub fn encode(jobs: &[JobMetrics]) -> String {
         completed.get_or_create(&l).inc_by(c.completed);
         failed.get_or_create(&l).inc_by(c.failed);
         restored.get_or_create(&l).inc_by(c.restored);
-        in_progress.get_or_create(&l).set(i64::try_from(c.in_progress).unwrap_or(i64::MAX));
-        last_duration.get_or_create(&l).set(c.last_duration.as_secs_f64());
-        last_size.get_or_create(&l).set(i64::try_from(c.last_size).unwrap_or(i64::MAX));
+        in_progress
+            .get_or_create(&l)
+            .set(i64::try_from(c.in_progress).unwrap_or(i64::MAX));
+        last_duration
+            .get_or_create(&l)
+            .set(c.last_duration.as_secs_f64());
+        last_size
+            .get_or_create(&l)
+            .set(i64::try_from(c.last_size).unwrap_or(i64::MAX));
         for (uid, subtask, d) in &c.last_alignment {
             alignment
                 .get_or_create(&subtask_labels(job, uid, *subtask))

@@ -82,7 +82,10 @@ mod tests {
         let listed = r.job(a);
         assert_eq!(listed.len(), 2);
         assert_eq!((listed[0].0.as_str(), listed[0].1), ("src", 0));
-        assert_eq!(listed[0].2.records_in, 10, "a second attempt adds to the same counters");
+        assert_eq!(
+            listed[0].2.records_in, 10,
+            "a second attempt adds to the same counters"
+        );
         assert_eq!(r.job(b)[0].2.records_in, 100);
     }
 }

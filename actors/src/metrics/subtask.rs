@@ -69,7 +69,8 @@ impl SubtaskMetrics {
 
     /// A batch of `records` was sent.
     pub fn sent(&self, records: usize) {
-        self.records_out.fetch_add(records as u64, Ordering::Relaxed);
+        self.records_out
+            .fetch_add(records as u64, Ordering::Relaxed);
     }
 
     /// The chain ran for `since.elapsed()` on a batch (or a source poll).
@@ -167,6 +168,10 @@ mod tests {
         let after = m.snapshot();
         assert!(!after.backpressured_now);
         assert!(after.backpressured >= during.backpressured);
-        assert_eq!(m.blocked_since.load(Ordering::Relaxed), 0, "the stretch was added up");
+        assert_eq!(
+            m.blocked_since.load(Ordering::Relaxed),
+            0,
+            "the stretch was added up"
+        );
     }
 }

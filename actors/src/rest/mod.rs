@@ -24,9 +24,12 @@
 //! | `GET /jobs/:id/savepoints/:trigger` | `{"status": {"id"}, "operation": {"location"}\|{"failure-cause"}}` |
 //! | `POST /savepoint-disposal` | `{"savepoint-path"}` → 202; `GET /savepoint-disposal/:trigger` |
 
+mod dashboard;
 pub mod handlers;
+pub mod history;
 pub mod jobs;
 pub mod json;
+mod metrics;
 mod operations;
 pub mod triggers;
 
