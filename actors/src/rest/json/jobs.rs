@@ -150,12 +150,10 @@ fn chain_counters<'a>(
         .collect()
 }
 
-/// Flink's `IOMetricsInfo` plus the accumulated times, summed over `counters`, and (not in
-/// Flink's schema, for the dashboard) the records per second and whether the output is
-/// back-pressured now.
+/// Flink's `IOMetricsInfo` plus the accumulated times (ms), summed over `counters`. Rates are
+/// the client's to compute from two answers (as Flink's dashboard does), or `/metrics`'.
 fn io_metrics(counters: &[&SubtaskSnapshot]) -> Value {
     let sum = |f: fn(&SubtaskSnapshot) -> u64| counters.iter().map(|s| f(s)).sum::<u64>();
-    let rate = |f: fn(&SubtaskSnapshot) -> f64| counters.iter().map(|s| f(s)).sum::<f64>();
     json!({
         "read-bytes": 0,
         "read-bytes-complete": false,
@@ -168,9 +166,6 @@ fn io_metrics(counters: &[&SubtaskSnapshot]) -> Value {
         "accumulated-backpressured-time": sum(|s| s.backpressured.as_millis() as u64),
         "accumulated-idle-time": 0,
         "accumulated-busy-time": sum(|s| s.busy.as_millis() as u64) as f64,
-        "read-records-per-second": rate(|s| s.records_in_per_second),
-        "write-records-per-second": rate(|s| s.records_out_per_second),
-        "backpressured-subtasks": counters.iter().filter(|s| s.backpressured_now).count(),
     })
 }
 
@@ -178,7 +173,8 @@ fn vertex_id(job: &RegisteredJob, index: usize) -> &str {
     &job.vertices[index].uid
 }
 
-/// `GET /jobs/:id`: Flink's `JobDetailsInfo`, with Weir's `restarts` and `failure` besides.
+/// `GET /jobs/:id`: Flink's `JobDetailsInfo` (nothing more: Flink's clients reject unknown
+/// fields; failures are in `/jobs/:id/exceptions`, restarts in `/metrics`).
 pub fn job_details(job: &RegisteredJob, subtasks: &Subtasks) -> Value {
     let state = job.handle.state();
     let (start, end, duration) = times(job);
@@ -232,8 +228,6 @@ pub fn job_details(job: &RegisteredJob, subtasks: &Subtasks) -> Value {
         "vertices": vertices,
         "status-counts": upper(state_counts(state.status, job.vertices.len() as u32)),
         "plan": plan(job),
-        "restarts": state.restarts,
-        "failure": state.failure,
     })
 }
 
