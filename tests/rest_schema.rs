@@ -8,7 +8,8 @@
 //! The job runs without periodic checkpoints and takes exactly one checkpoint, triggered over
 //! REST, so the statistics' shape (one history entry, no failure, no restore) is deterministic.
 //! `WEIR_BLESS_GOLDEN=1` rewrites the files from the answers (review the diff against Flink's
-//! reference before committing it).
+//! reference before committing it); `FLINK_FIELDS` lists, independently of Weir's answers, the
+//! fields Flink's reference gives each schema, and every golden file must carry them.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -332,4 +333,432 @@ fn normalising_keeps_the_shape_and_hides_volatile_values() {
                "metrics": {"read-records": 0, "rate": 0.0}, "state": "RUNNING",
                "nested": [{"id": "counts", "location": "<location>"}]})
     );
+}
+
+/// The fields of Flink's REST API reference (1.20's response schemas), by golden file and JSON
+/// pointer: a golden file — and so every answer — must carry each of them.
+const FLINK_FIELDS: &[(&str, &str, &[&str])] = &[
+    (
+        "config",
+        "",
+        &[
+            "refresh-interval",
+            "timezone-name",
+            "timezone-offset",
+            "flink-version",
+            "flink-revision",
+            "features",
+        ],
+    ),
+    (
+        "config",
+        "/features",
+        &["web-submit", "web-cancel", "web-rescale", "web-history"],
+    ),
+    (
+        "overview",
+        "",
+        &[
+            "taskmanagers",
+            "slots-total",
+            "slots-available",
+            "jobs-running",
+            "jobs-finished",
+            "jobs-cancelled",
+            "jobs-failed",
+            "flink-version",
+            "flink-commit",
+        ],
+    ),
+    ("jobs", "/jobs/0", &["id", "status"]),
+    (
+        "jobs-overview",
+        "/jobs/0",
+        &[
+            "jid",
+            "name",
+            "start-time",
+            "end-time",
+            "duration",
+            "state",
+            "last-modification",
+            "tasks",
+        ],
+    ),
+    (
+        "jobs-overview",
+        "/jobs/0/tasks",
+        &[
+            "total",
+            "created",
+            "scheduled",
+            "deploying",
+            "running",
+            "finished",
+            "canceling",
+            "canceled",
+            "failed",
+            "reconciling",
+            "initializing",
+            "pending",
+        ],
+    ),
+    (
+        "job-details",
+        "",
+        &[
+            "jid",
+            "name",
+            "isStoppable",
+            "state",
+            "job-type",
+            "start-time",
+            "end-time",
+            "duration",
+            "maxParallelism",
+            "now",
+            "timestamps",
+            "vertices",
+            "status-counts",
+            "plan",
+        ],
+    ),
+    (
+        "job-details",
+        "/timestamps",
+        &[
+            "INITIALIZING",
+            "CREATED",
+            "RUNNING",
+            "FAILING",
+            "FAILED",
+            "CANCELLING",
+            "CANCELED",
+            "FINISHED",
+            "RESTARTING",
+            "SUSPENDED",
+            "RECONCILING",
+        ],
+    ),
+    (
+        "job-details",
+        "/vertices/0",
+        &[
+            "id",
+            "slotSharingGroupId",
+            "name",
+            "maxParallelism",
+            "parallelism",
+            "status",
+            "start-time",
+            "end-time",
+            "duration",
+            "tasks",
+            "metrics",
+        ],
+    ),
+    (
+        "job-details",
+        "/vertices/0/tasks",
+        &[
+            "CREATED",
+            "SCHEDULED",
+            "DEPLOYING",
+            "RUNNING",
+            "FINISHED",
+            "CANCELING",
+            "CANCELED",
+            "FAILED",
+            "RECONCILING",
+            "INITIALIZING",
+        ],
+    ),
+    (
+        "job-details",
+        "/vertices/0/metrics",
+        &[
+            "read-bytes",
+            "read-bytes-complete",
+            "write-bytes",
+            "write-bytes-complete",
+            "read-records",
+            "read-records-complete",
+            "write-records",
+            "write-records-complete",
+            "accumulated-backpressured-time",
+            "accumulated-idle-time",
+            "accumulated-busy-time",
+        ],
+    ),
+    (
+        "job-details",
+        "/status-counts",
+        &[
+            "CREATED",
+            "SCHEDULED",
+            "DEPLOYING",
+            "RUNNING",
+            "FINISHED",
+            "CANCELING",
+            "CANCELED",
+            "FAILED",
+            "RECONCILING",
+            "INITIALIZING",
+        ],
+    ),
+    ("job-details", "/plan", &["jid", "name", "type", "nodes"]),
+    (
+        "job-plan",
+        "/plan/nodes/1",
+        &[
+            "id",
+            "parallelism",
+            "operator",
+            "operator_strategy",
+            "description",
+            "inputs",
+            "optimizer_properties",
+        ],
+    ),
+    (
+        "job-plan",
+        "/plan/nodes/1/inputs/0",
+        &["num", "id", "ship_strategy", "exchange"],
+    ),
+    (
+        "vertex-details",
+        "",
+        &[
+            "id",
+            "name",
+            "parallelism",
+            "maxParallelism",
+            "now",
+            "subtasks",
+        ],
+    ),
+    (
+        "vertex-details",
+        "/subtasks/0",
+        &[
+            "subtask",
+            "status",
+            "attempt",
+            "endpoint",
+            "start-time",
+            "end-time",
+            "duration",
+            "metrics",
+            "taskmanager-id",
+            "status-duration",
+            "start_time",
+        ],
+    ),
+    (
+        "job-exceptions",
+        "",
+        &[
+            "root-exception",
+            "timestamp",
+            "all-exceptions",
+            "truncated",
+            "exceptionHistory",
+        ],
+    ),
+    (
+        "job-exceptions",
+        "/exceptionHistory",
+        &["entries", "truncated"],
+    ),
+    (
+        "checkpoints",
+        "",
+        &["counts", "summary", "latest", "history"],
+    ),
+    (
+        "checkpoints",
+        "/counts",
+        &["restored", "total", "in_progress", "completed", "failed"],
+    ),
+    (
+        "checkpoints",
+        "/summary",
+        &[
+            "checkpointed_size",
+            "state_size",
+            "end_to_end_duration",
+            "alignment_buffered",
+            "processed_data",
+            "persisted_data",
+        ],
+    ),
+    (
+        "checkpoints",
+        "/summary/state_size",
+        &["min", "max", "avg", "p50", "p90", "p95", "p99", "p999"],
+    ),
+    (
+        "checkpoints",
+        "/latest",
+        &["completed", "savepoint", "failed", "restored"],
+    ),
+    (
+        "checkpoints",
+        "/history/0",
+        &[
+            "className",
+            "id",
+            "status",
+            "is_savepoint",
+            "savepointFormat",
+            "trigger_timestamp",
+            "latest_ack_timestamp",
+            "checkpointed_size",
+            "state_size",
+            "end_to_end_duration",
+            "alignment_buffered",
+            "processed_data",
+            "persisted_data",
+            "num_subtasks",
+            "num_acknowledged_subtasks",
+            "checkpoint_type",
+            "tasks",
+            "external_path",
+            "discarded",
+        ],
+    ),
+    (
+        "checkpoint-details",
+        "/tasks/counts",
+        &[
+            "id",
+            "status",
+            "latest_ack_timestamp",
+            "checkpointed_size",
+            "state_size",
+            "end_to_end_duration",
+            "alignment_buffered",
+            "processed_data",
+            "persisted_data",
+            "num_subtasks",
+            "num_acknowledged_subtasks",
+        ],
+    ),
+    (
+        "checkpoint-config",
+        "",
+        &[
+            "mode",
+            "interval",
+            "timeout",
+            "min_pause",
+            "max_concurrent",
+            "externalization",
+            "state_backend",
+            "checkpoint_storage",
+            "unaligned_checkpoints",
+            "tolerable_failed_checkpoints",
+            "aligned_checkpoint_timeout",
+            "checkpoints_after_tasks_finish",
+            "state_changelog_enabled",
+            "changelog_periodic_materialization_interval",
+            "changelog_storage",
+        ],
+    ),
+    (
+        "checkpoint-config",
+        "/externalization",
+        &["enabled", "delete_on_cancellation"],
+    ),
+    (
+        "checkpoint-subtasks",
+        "",
+        &[
+            "id",
+            "status",
+            "latest_ack_timestamp",
+            "checkpointed_size",
+            "state_size",
+            "end_to_end_duration",
+            "alignment_buffered",
+            "processed_data",
+            "persisted_data",
+            "num_subtasks",
+            "num_acknowledged_subtasks",
+            "summary",
+            "subtasks",
+        ],
+    ),
+    (
+        "checkpoint-subtasks",
+        "/summary",
+        &[
+            "checkpointed_size",
+            "state_size",
+            "end_to_end_duration",
+            "checkpoint_duration",
+            "alignment",
+            "start_delay",
+        ],
+    ),
+    (
+        "checkpoint-subtasks",
+        "/summary/checkpoint_duration",
+        &["sync", "async"],
+    ),
+    (
+        "checkpoint-subtasks",
+        "/summary/alignment",
+        &["buffered", "processed", "persisted", "duration"],
+    ),
+    (
+        "checkpoint-subtasks",
+        "/subtasks/0",
+        &[
+            "index",
+            "status",
+            "ack_timestamp",
+            "end_to_end_duration",
+            "state_size",
+            "checkpointed_size",
+            "checkpoint",
+            "alignment",
+            "start_delay",
+            "unaligned_checkpoint",
+            "aborted",
+        ],
+    ),
+    (
+        "checkpoint-subtasks",
+        "/subtasks/0/checkpoint",
+        &["sync", "async"],
+    ),
+    (
+        "checkpoint-subtasks",
+        "/subtasks/0/alignment",
+        &["buffered", "processed", "persisted", "duration"],
+    ),
+    ("trigger", "", &["request-id"]),
+    ("checkpoint-trigger-status", "", &["status", "operation"]),
+    ("checkpoint-trigger-status", "/operation", &["checkpointId"]),
+    ("savepoint-trigger-status", "/operation", &["location"]),
+    ("error", "", &["errors"]),
+];
+
+#[test]
+fn goldens_carry_every_field_of_flinks_reference() {
+    for (name, pointer, fields) in FLINK_FIELDS {
+        let text = std::fs::read_to_string(golden_path(name)).unwrap();
+        let golden: Value = serde_json::from_str(&text).unwrap();
+        let object = golden
+            .pointer(pointer)
+            .and_then(Value::as_object)
+            .unwrap_or_else(|| panic!("{name}.json has no object at `{pointer}`"));
+        for field in *fields {
+            assert!(
+                object.contains_key(*field),
+                "{name}.json{pointer}: no `{field}`"
+            );
+        }
+    }
 }
