@@ -1,6 +1,8 @@
 // The dashboard in a real headless Chromium (the distribution's /usr/bin/chromium, driven by
-// playwright-core): it loads, shows the running job and its checkpoints, and a savepoint
-// triggered from the page completes — awaited through the page's own status line, no sleeps.
+// playwright-core): it loads, shows the running job, its graph and its checkpoints, and a
+// savepoint triggered from the page completes; the checkpoint, stop-with-savepoint and cancel
+// buttons act on the job. Every wait is for an event (the page's status line, an element, the
+// process's exit), never a sleep.
 //
 // Runs the `weir` binary built by `cargo test --workspace` (target/debug/weir, or $WEIR_BIN) on a
 // job file written here. With $SCREENSHOT=path it also saves a screenshot of the page there.
@@ -46,6 +48,8 @@ pipeline:
   let out = '';
   let err = '';
   child.stderr.on('data', (d) => { err += d; });
+  // Once the job has ended and its operation results were fetched, `weir run` exits by itself.
+  const exited = new Promise((r) => child.once('close', (code) => r({ code, out })));
   const ready = new Promise((resolveReady, reject) => {
     child.stdout.on('data', (d) => {
       out += d;
@@ -54,10 +58,12 @@ pipeline:
     });
     child.on('exit', (code) => reject(new Error(`weir exited (${code}) before the job ran:\n${out}\n${err}`)));
   });
-  return { child, ready };
+  return { child, ready, exited };
 }
 
-test('the dashboard shows the running job and its checkpoints, and takes a savepoint', { timeout: 120_000 }, async () => {
+/// Runs `body(page, dir, weir)` against the dashboard of a fresh `weir run`, in a fresh Chromium
+/// profile; asserts the page had no script errors; ends Chromium and `weir` whatever happens.
+async function withDashboard(body) {
   assert.ok(existsSync(weirBin), `${weirBin} is missing: run cargo build (or cargo test) first`);
   assert.ok(existsSync(chromiumBin), `${chromiumBin} is missing: apt-get install chromium`);
   const dir = mkdtempSync(join(tmpdir(), 'weir-browser-'));
@@ -77,8 +83,32 @@ test('the dashboard shows the running job and its checkpoints, and takes a savep
     page.setDefaultTimeout(TIMEOUT);
     const errors = [];
     page.on('pageerror', (e) => errors.push(e.message));
-
     await page.goto(url + '/');
+    await body(page, dir, weir);
+    assert.deepEqual(errors, [], 'no script errors on the page');
+  } finally {
+    if (browser) await browser.close();
+    if (weir.child.exitCode === null && weir.child.signalCode === null) {
+      weir.child.kill('SIGTERM'); // weir cancels the job and exits
+    }
+    await weir.exited;
+    rmSync(profile, { recursive: true, force: true });
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/// Clicks `button` and waits for the operation's result on the page's status line.
+async function operate(page, button) {
+  await page.click(button);
+  const status = page.locator('#op-status:is([data-state="completed"], [data-state="failed"])');
+  await status.waitFor();
+  const text = await status.textContent();
+  assert.equal(await status.getAttribute('data-state'), 'completed', text);
+  return text;
+}
+
+test('the dashboard shows the running job and its checkpoints, and takes a savepoint', { timeout: 120_000 }, async () => {
+  await withDashboard(async (page, dir) => {
     // The job is listed as RUNNING and selected.
     const row = page.locator('#jobs tbody tr', { hasText: 'browser-test' });
     await row.locator('.badge', { hasText: 'RUNNING' }).waitFor();
@@ -93,11 +123,7 @@ test('the dashboard shows the running job and its checkpoints, and takes a savep
     assert.notEqual(await page.locator('#latest-completed').textContent(), 'none');
 
     // A savepoint from the page, awaited through the page's status line.
-    await page.click('#btn-savepoint');
-    const status = page.locator('#op-status:is([data-state="completed"], [data-state="failed"])');
-    await status.waitFor();
-    const text = await status.textContent();
-    assert.equal(await status.getAttribute('data-state'), 'completed', text);
+    const text = await operate(page, '#btn-savepoint');
     const location = text.replace(/^Savepoint completed: /, '');
     assert.ok(location.startsWith(join(dir, 'savepoints')), text);
     assert.ok(existsSync(join(location, '_metadata')), `${location}/_metadata`);
@@ -105,15 +131,31 @@ test('the dashboard shows the running job and its checkpoints, and takes a savep
     await page.locator('#history tbody tr', { hasText: 'SAVEPOINT' }).first().waitFor();
 
     if (process.env.SCREENSHOT) await page.screenshot({ path: process.env.SCREENSHOT, fullPage: true });
-    assert.deepEqual(errors, [], 'no script errors on the page');
-  } finally {
-    if (browser) await browser.close();
-    if (weir.child.exitCode === null && weir.child.signalCode === null) {
-      const exited = new Promise((r) => weir.child.once('exit', r));
-      weir.child.kill('SIGTERM'); // weir cancels the job and exits
-      await exited;
-    }
-    rmSync(profile, { recursive: true, force: true });
-    rmSync(dir, { recursive: true, force: true });
-  }
+  });
+});
+
+test('the checkpoint and stop-with-savepoint buttons act on the job', { timeout: 120_000 }, async () => {
+  await withDashboard(async (page, dir, weir) => {
+    await page.locator('#job-state', { hasText: 'RUNNING' }).waitFor();
+    const checkpoint = await operate(page, '#btn-checkpoint');
+    assert.match(checkpoint, /^Checkpoint completed: checkpoint \d+$/);
+    const stop = await operate(page, '#btn-stop');
+    const location = stop.replace(/^Stop with savepoint completed: /, '');
+    assert.ok(location.startsWith(join(dir, 'savepoints')), stop);
+    assert.ok(existsSync(join(location, '_metadata')), stop);
+    // The job ends FINISHED, and `weir run` with it (the page has fetched the result).
+    const { code, out } = await weir.exited;
+    assert.match(out, /Job [0-9a-f]{32} FINISHED/);
+    assert.equal(code, 0, out);
+  });
+});
+
+test('the cancel button cancels the job', { timeout: 120_000 }, async () => {
+  await withDashboard(async (page, _dir, weir) => {
+    await page.locator('#job-state', { hasText: 'RUNNING' }).waitFor();
+    assert.equal(await operate(page, '#btn-cancel'), 'Cancel requested');
+    const { code, out } = await weir.exited;
+    assert.match(out, /Job [0-9a-f]{32} CANCELED/);
+    assert.equal(code, 3, `exit code 3 is CANCELED: ${out}`);
+  });
 });
