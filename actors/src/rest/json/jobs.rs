@@ -1,18 +1,14 @@
 //! The job answers in Flink's shapes: `/jobs` (`JobIdsWithStatusOverview`), `/jobs/overview`
-//! (`MultipleJobsDetails`), `/jobs/:id` (`JobDetailsInfo`), `/jobs/:id/plan` (`JobPlanInfo`),
-//! `/jobs/:id/vertices/:vid` (`JobVertexDetailsInfo`) and `/jobs/:id/exceptions`
-//! (`JobExceptionsInfoWithHistory`).
+//! (`MultipleJobsDetails`) and `/jobs/:id` (`JobDetailsInfo`).
 //!
 //! A vertex is an operator, named by its uid. Weir tracks no per-subtask execution state, so
 //! every subtask is counted in the state that matches the job's status ([`execution_state`]).
-//! A chained operator reports its chain's counters: records in enter the chain's head, records
-//! out leave its tail, and the operators in between pass records by direct calls.
 
 use serde_json::{json, Map, Value};
-use weir::graph::VertexRole;
-use weir::partition::Partitioning;
 use weir::status::JobStatus;
 
+use super::plan::plan;
+use super::vertex::{chain_counters, io_metrics};
 use crate::metrics::SubtaskSnapshot;
 use crate::rest::jobs::{now_ms, RegisteredJob};
 
@@ -61,7 +57,7 @@ pub fn execution_state(status: JobStatus) -> &'static str {
 }
 
 /// `n` subtasks per execution state, all in the one of `status`.
-fn state_counts(status: JobStatus, n: u32) -> Map<String, Value> {
+pub(super) fn state_counts(status: JobStatus, n: u32) -> Map<String, Value> {
     let current = execution_state(status);
     EXECUTION_STATES
         .iter()
@@ -79,7 +75,7 @@ fn upper(counts: Map<String, Value>) -> Value {
     )
 }
 
-fn times(job: &RegisteredJob) -> (u64, i64, u64) {
+pub(super) fn times(job: &RegisteredJob) -> (u64, i64, u64) {
     let end = job.end_time_ms();
     let duration = end.unwrap_or_else(now_ms).saturating_sub(job.start_time_ms);
     (job.start_time_ms, end.map_or(-1, |e| e as i64), duration)
@@ -129,48 +125,6 @@ pub fn jobs_overview(jobs: &[RegisteredJob]) -> Value {
         })
         .collect();
     json!({ "jobs": jobs })
-}
-
-/// The head of the chain vertex `index` runs in, and the counters of that chain's subtasks.
-fn chain_counters<'a>(
-    job: &RegisteredJob,
-    index: usize,
-    subtasks: &'a Subtasks,
-) -> Vec<(u32, &'a SubtaskSnapshot)> {
-    let head = job
-        .chain_of(index)
-        .and_then(|c| c.first())
-        .copied()
-        .unwrap_or(index);
-    let uid = &job.vertices[head].uid;
-    subtasks
-        .iter()
-        .filter(|(u, _, _)| u == uid)
-        .map(|(_, i, s)| (*i, s))
-        .collect()
-}
-
-/// Flink's `IOMetricsInfo` plus the accumulated times (ms), summed over `counters`. Rates are
-/// the client's to compute from two answers (as Flink's dashboard does), or `/metrics`'.
-fn io_metrics(counters: &[&SubtaskSnapshot]) -> Value {
-    let sum = |f: fn(&SubtaskSnapshot) -> u64| counters.iter().map(|s| f(s)).sum::<u64>();
-    json!({
-        "read-bytes": 0,
-        "read-bytes-complete": false,
-        "write-bytes": 0,
-        "write-bytes-complete": false,
-        "read-records": sum(|s| s.records_in),
-        "read-records-complete": true,
-        "write-records": sum(|s| s.records_out),
-        "write-records-complete": true,
-        "accumulated-backpressured-time": sum(|s| s.backpressured.as_millis() as u64),
-        "accumulated-idle-time": 0,
-        "accumulated-busy-time": sum(|s| s.busy.as_millis() as u64) as f64,
-    })
-}
-
-fn vertex_id(job: &RegisteredJob, index: usize) -> &str {
-    &job.vertices[index].uid
 }
 
 /// `GET /jobs/:id`: Flink's `JobDetailsInfo` (nothing more: Flink's clients reject unknown
@@ -228,160 +182,5 @@ pub fn job_details(job: &RegisteredJob, subtasks: &Subtasks) -> Value {
         "vertices": vertices,
         "status-counts": upper(state_counts(state.status, job.vertices.len() as u32)),
         "plan": plan(job),
-    })
-}
-
-fn ship_strategy(p: Partitioning) -> &'static str {
-    match p {
-        Partitioning::Forward => "FORWARD",
-        Partitioning::Rebalance => "REBALANCE",
-        Partitioning::KeyBy => "HASH",
-        Partitioning::Broadcast => "BROADCAST",
-    }
-}
-
-fn role(r: VertexRole) -> &'static str {
-    match r {
-        VertexRole::Source => "Source",
-        VertexRole::Operator => "Operator",
-        VertexRole::KeyedOperator => "Keyed operator",
-        VertexRole::Sink => "Sink",
-    }
-}
-
-/// Flink's JSON plan: `jid`, `name`, `type`, `nodes` (one per operator, with its `inputs`).
-/// Each node also names the head of the chain it runs in (`chain`), which Flink's plan (one
-/// node per chain) shows by grouping.
-fn plan(job: &RegisteredJob) -> Value {
-    let nodes: Vec<Value> = job
-        .vertices
-        .iter()
-        .enumerate()
-        .map(|(i, v)| {
-            let inputs: Vec<Value> = job
-                .edges
-                .iter()
-                .filter(|e| e.to == i)
-                .enumerate()
-                .map(|(num, e)| {
-                    json!({
-                        "num": num,
-                        "id": vertex_id(job, e.from),
-                        "ship_strategy": ship_strategy(e.partitioning),
-                        "exchange": "pipelined_bounded",
-                    })
-                })
-                .collect();
-            let head = job
-                .chain_of(i)
-                .and_then(|c| c.first())
-                .copied()
-                .unwrap_or(i);
-            let mut node = json!({
-                "id": v.uid,
-                "parallelism": v.parallelism,
-                "operator": role(v.role),
-                "operator_strategy": "",
-                "description": v.name,
-                "optimizer_properties": {},
-                "chain": vertex_id(job, head),
-            });
-            if !inputs.is_empty() {
-                node["inputs"] = json!(inputs);
-            }
-            node
-        })
-        .collect();
-    json!({
-        "jid": job.handle.job_id.to_string(),
-        "name": job.name,
-        "type": "STREAMING",
-        "nodes": nodes,
-    })
-}
-
-/// `GET /jobs/:id/plan`: `{"plan": ...}`.
-pub fn job_plan(job: &RegisteredJob) -> Value {
-    json!({ "plan": plan(job) })
-}
-
-/// `GET /jobs/:id/vertices/:vid`: Flink's `JobVertexDetailsInfo` of vertex `index`, with each
-/// subtask's execution attempt (Weir's attempt is the job's restart count).
-pub fn vertex_details(job: &RegisteredJob, index: usize, subtasks: &Subtasks) -> Option<Value> {
-    let v = job.vertices.get(index)?;
-    let state = job.handle.state();
-    let (start, end, duration) = times(job);
-    let counters = chain_counters(job, index, subtasks);
-    let status = execution_state(state.status);
-    let running = if status == "RUNNING" { duration } else { 0 };
-    let subtasks: Vec<Value> = (0..v.parallelism)
-        .map(|i| {
-            let own: Vec<&SubtaskSnapshot> = counters
-                .iter()
-                .filter(|(s, _)| *s == i)
-                .map(|(_, c)| *c)
-                .collect();
-            json!({
-                "subtask": i,
-                "status": status,
-                "attempt": state.restarts,
-                "endpoint": "localhost",
-                "start-time": start,
-                "end-time": end,
-                "duration": duration,
-                "metrics": io_metrics(&own),
-                "taskmanager-id": "localhost",
-                "status-duration": {
-                    "CREATED": 0,
-                    "SCHEDULED": 0,
-                    "DEPLOYING": 0,
-                    "INITIALIZING": 0,
-                    "RUNNING": running,
-                },
-                "start_time": start,
-            })
-        })
-        .collect();
-    Some(json!({
-        "id": v.uid,
-        "name": v.name,
-        "parallelism": v.parallelism,
-        "maxParallelism": v.max_parallelism,
-        "now": now_ms(),
-        "subtasks": subtasks,
-    }))
-}
-
-/// `GET /jobs/:id/exceptions`: Flink's `JobExceptionsInfoWithHistory` — the failures the job
-/// went through, newest first (the deprecated `root-exception` is the newest).
-pub fn exceptions(job: &RegisteredJob) -> Value {
-    let history = job.history();
-    let entries: Vec<Value> = history
-        .failures
-        .iter()
-        .rev()
-        .map(|f| {
-            json!({
-                "exceptionName": "weir::JobFailure",
-                "stacktrace": f.message,
-                "timestamp": f.timestamp_ms,
-                "taskName": null,
-                "endpoint": null,
-                "taskManagerId": null,
-                "failureLabels": {},
-                "concurrentExceptions": [],
-            })
-        })
-        .collect();
-    let newest = history.failures.last();
-    json!({
-        "root-exception": newest.map(|f| f.message.clone()),
-        "timestamp": newest.map(|f| f.timestamp_ms),
-        "all-exceptions": [],
-        "truncated": false,
-        "exceptionHistory": {
-            "entries": entries,
-            "truncated": history.truncated,
-        },
     })
 }
