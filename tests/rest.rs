@@ -715,6 +715,9 @@ fn metrics_show_every_family_for_a_running_job() {
             "no `{family}` in\n{text}"
         );
     }
+    // Rates count from the subtask's start, so the first reading already has one.
+    assert!(sample(&text, "weir_records_out_per_second", &subtask("numbers", 0)) > Some(0.0));
+    assert!(sample(&text, "weir_busy_time_seconds_total", &subtask("counts", 0)) > Some(0.0));
     let job = format!("job_id=\"{id}\"");
     assert!(sample(&text, "weir_checkpoints_completed_total", &job) >= Some(1.0));
     assert!(sample(&text, "weir_checkpoint_last_size_bytes", &job) > Some(0.0));

@@ -17,6 +17,13 @@ pub struct RateMeter {
 }
 
 impl RateMeter {
+    /// A meter whose count was `count` at `start` (so the first reading has a rate).
+    pub fn starting_at(start: Instant, count: u64) -> Self {
+        Self {
+            samples: VecDeque::from([(start, count)]),
+        }
+    }
+
     /// Records `count` at `now` and returns the rate per second over the window (0 until there
     /// are two samples some time apart).
     pub fn observe(&mut self, now: Instant, count: u64) -> f64 {
@@ -61,6 +68,13 @@ mod tests {
         // Sampled rarely: the rate reaches back to the newest sample before the window.
         m.observe(t + Duration::from_secs(29), 3000);
         assert_eq!(m.observe(t + Duration::from_secs(30), 3500), 500.0 / 28.0);
+    }
+
+    #[test]
+    fn a_meter_started_at_zero_has_a_rate_at_its_first_reading() {
+        let t = Instant::now();
+        let mut m = RateMeter::starting_at(t, 0);
+        assert_eq!(m.observe(t + Duration::from_secs(2), 500), 250.0);
     }
 
     #[test]

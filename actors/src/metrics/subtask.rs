@@ -45,14 +45,18 @@ pub struct SubtaskSnapshot {
 
 impl Default for SubtaskMetrics {
     fn default() -> Self {
+        let epoch = Instant::now();
         Self {
-            epoch: Instant::now(),
+            epoch,
             records_in: AtomicU64::new(0),
             records_out: AtomicU64::new(0),
             busy_nanos: AtomicU64::new(0),
             backpressured_nanos: AtomicU64::new(0),
             blocked_since: AtomicU64::new(0),
-            rates: Mutex::new(Default::default()),
+            rates: Mutex::new((
+                RateMeter::starting_at(epoch, 0),
+                RateMeter::starting_at(epoch, 0),
+            )),
         }
     }
 }
