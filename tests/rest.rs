@@ -1,6 +1,7 @@
 //! The REST API against a running job, field by field against Flink's names: jobs, job details,
 //! checkpoint statistics, config and details, asynchronous savepoint / checkpoint / stop /
-//! disposal triggers, cancel, and 4xx JSON errors for malformed requests.
+//! disposal triggers, cancel, and 4xx JSON errors for malformed requests; `/metrics` on a running
+//! job (every family, labelled by job, operator and subtask) and the dashboard's assets.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -655,4 +656,110 @@ fn malformed_requests_get_4xx_json_errors() {
     assert_error(&call(&s, "GET", "/nowhere", None), 404, "no such endpoint");
     // The server is still serving.
     assert_eq!(get(&s, "/jobs")["jobs"][0]["id"], id.as_str());
+}
+
+/// The value of the sample `name{labels}` in an OpenMetrics text, if present.
+fn sample(text: &str, name: &str, labels: &str) -> Option<f64> {
+    let prefix = format!("{name}{{{labels}}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .and_then(|v| v.parse().ok())
+}
+
+#[test]
+fn metrics_show_every_family_for_a_running_job() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = serve(dir.path());
+    let id = s.job.to_string();
+    poll(&s, &format!("/jobs/{id}/checkpoints"), |b| {
+        b["counts"]["completed"].as_u64() >= Some(1)
+    });
+    let subtask =
+        |uid: &str, i: u32| format!("job_id=\"{id}\",operator_uid=\"{uid}\",subtask=\"{i}\"");
+    // Records have gone through every chain (sources count out, the keyed chain counts in).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let text = loop {
+        let r = call(&s, "GET", "/metrics", None);
+        assert_eq!(r.status, 200);
+        let text = r.body.as_str().unwrap().to_owned();
+        let flowing = (0..2).all(|i| {
+            sample(&text, "weir_records_out_total", &subtask("numbers", i)) > Some(0.0)
+                && sample(&text, "weir_records_in_total", &subtask("counts", i)) > Some(0.0)
+        });
+        if flowing {
+            break text;
+        }
+        assert!(Instant::now() < deadline, "no records counted:\n{text}");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    for family in [
+        "weir_records_in counter",
+        "weir_records_out counter",
+        "weir_records_in_per_second gauge",
+        "weir_records_out_per_second gauge",
+        "weir_busy_time_seconds counter",
+        "weir_backpressured_time_seconds counter",
+        "weir_checkpoint_alignment_duration_seconds gauge",
+        "weir_checkpoints_completed counter",
+        "weir_checkpoints_failed counter",
+        "weir_checkpoints_restored counter",
+        "weir_checkpoints_in_progress gauge",
+        "weir_checkpoint_last_duration_seconds gauge",
+        "weir_checkpoint_last_size_bytes gauge",
+        "weir_job_restarts counter",
+        "weir_job_uptime_seconds gauge",
+        "weir_job_status gauge",
+    ] {
+        assert!(
+            text.contains(&format!("# TYPE {family}\n")),
+            "no `{family}` in\n{text}"
+        );
+    }
+    // Rates count from the subtask's start, so the first reading already has one.
+    assert!(sample(&text, "weir_records_out_per_second", &subtask("numbers", 0)) > Some(0.0));
+    assert!(sample(&text, "weir_busy_time_seconds_total", &subtask("counts", 0)) > Some(0.0));
+    let job = format!("job_id=\"{id}\"");
+    assert!(sample(&text, "weir_checkpoints_completed_total", &job) >= Some(1.0));
+    assert!(sample(&text, "weir_checkpoint_last_size_bytes", &job) > Some(0.0));
+    assert_eq!(sample(&text, "weir_job_restarts_total", &job), Some(0.0));
+    assert_eq!(
+        sample(
+            &text,
+            "weir_job_status",
+            &format!("{job},status=\"RUNNING\"")
+        ),
+        Some(1.0)
+    );
+    // One alignment sample per subtask of the latest completed checkpoint.
+    for uid in ["numbers", "counts", "sink"] {
+        for i in 0..2 {
+            let labels = subtask(uid, i);
+            assert!(
+                sample(&text, "weir_checkpoint_alignment_duration_seconds", &labels).is_some(),
+                "no alignment for {labels}"
+            );
+        }
+    }
+    // The same counters in the job details, summed per operator (a chain reports its own).
+    let details = get(&s, &format!("/v1/jobs/{id}"));
+    let counts = &details["vertices"][1];
+    assert_eq!(counts["id"], "counts");
+    assert!(counts["metrics"]["read-records"].as_u64() > Some(0));
+    assert!(details["vertices"][0]["metrics"]["write-records"].as_u64() > Some(0));
+}
+
+#[test]
+fn the_dashboard_is_served_at_the_root() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = serve(dir.path());
+    for (path, says) in [
+        ("/", "<title>Weir dashboard</title>"),
+        ("/index.html", "<title>Weir dashboard</title>"),
+        ("/app.js", "/v1"),
+        ("/style.css", "svg .chain"),
+    ] {
+        let r = call(&s, "GET", path, None);
+        assert_eq!(r.status, 200, "{path}");
+        assert!(r.body.as_str().unwrap().contains(says), "{path}");
+    }
 }

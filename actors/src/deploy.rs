@@ -134,6 +134,11 @@ impl Deployment<'_> {
                     .map(|&v| std::mem::take(&mut restored[v as usize][i as usize]))
                     .collect(),
                 manager: self.manager.clone(),
+                metrics: crate::metrics::registry().subtask(
+                    self.job_id,
+                    &graph.vertices[sub.task.vertex as usize].uid,
+                    i,
+                ),
             };
             let arbiter = arbiters[placed % arbiters.len()].handle();
             let addr = Task::start_in_arbiter(&arbiter, move |_| Task::new(setup));

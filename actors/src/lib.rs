@@ -34,6 +34,7 @@ mod job_manager;
 mod locations;
 pub mod logging;
 pub mod messages;
+pub mod metrics;
 pub mod rest;
 mod task;
 

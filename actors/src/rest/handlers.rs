@@ -59,10 +59,34 @@ pub(super) fn fail(status: StatusCode, message: impl Into<String>) -> ApiError {
     }
 }
 
-/// Registers every route on `cfg`.
+/// Registers every route on `cfg`: the API under Flink's versioned prefix `/v1` and without a
+/// prefix, `/metrics`, and the dashboard at `/`.
 pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::scope("/v1").configure(api))
+        .configure(api)
+        .service(
+            web::resource("/metrics")
+                .route(web::get().to(super::metrics::metrics))
+                .default_service(web::to(method_not_allowed)),
+        )
+        .configure(super::dashboard::routes)
+        .default_service(web::to(not_found));
+}
+
+/// The REST API's routes, without a prefix.
+fn api(cfg: &mut web::ServiceConfig) {
     let not_allowed = || web::to(method_not_allowed);
     cfg.service(
+        web::resource("/config")
+            .route(web::get().to(config))
+            .default_service(not_allowed()),
+    )
+    .service(
+        web::resource("/overview")
+            .route(web::get().to(overview))
+            .default_service(not_allowed()),
+    )
+    .service(
         web::resource("/jobs")
             .route(web::get().to(jobs_list))
             .default_service(not_allowed()),
@@ -79,6 +103,21 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .default_service(not_allowed()),
     )
     .service(
+        web::resource("/jobs/{job}/plan")
+            .route(web::get().to(job_plan))
+            .default_service(not_allowed()),
+    )
+    .service(
+        web::resource("/jobs/{job}/exceptions")
+            .route(web::get().to(job_exceptions))
+            .default_service(not_allowed()),
+    )
+    .service(
+        web::resource("/jobs/{job}/vertices/{vertex}")
+            .route(web::get().to(vertex_details))
+            .default_service(not_allowed()),
+    )
+    .service(
         web::resource("/jobs/{job}/checkpoints")
             .route(web::get().to(checkpoints))
             .route(web::post().to(operations::trigger_checkpoint))
@@ -92,6 +131,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .service(
         web::resource("/jobs/{job}/checkpoints/details/{checkpoint}")
             .route(web::get().to(checkpoint_details))
+            .default_service(not_allowed()),
+    )
+    .service(
+        web::resource("/jobs/{job}/checkpoints/details/{checkpoint}/subtasks/{vertex}")
+            .route(web::get().to(checkpoint_subtasks))
             .default_service(not_allowed()),
     )
     .service(
@@ -123,8 +167,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         web::resource("/savepoint-disposal/{trigger}")
             .route(web::get().to(operations::disposal_status))
             .default_service(not_allowed()),
-    )
-    .default_service(web::to(not_found));
+    );
 }
 
 async fn method_not_allowed(req: HttpRequest) -> Reply {
@@ -199,6 +242,94 @@ pub(super) fn refuse_ended(job: &RegisteredJob, what: &str) -> Result<(), ApiErr
     Ok(())
 }
 
+/// How often the dashboard refreshes (`/config`'s `refresh-interval`, Flink's default).
+const REFRESH_INTERVAL_MS: u64 = 3000;
+
+async fn config() -> Reply {
+    ok(&json::dashboard_config(REFRESH_INTERVAL_MS))
+}
+
+async fn overview(state: web::Data<RestState>) -> Reply {
+    ok(&json::cluster_overview(&state.jobs.all()))
+}
+
+/// The counters of every subtask of `job`.
+fn counters(job: &RegisteredJob) -> Vec<(String, u32, crate::metrics::SubtaskSnapshot)> {
+    crate::metrics::registry().job(job.handle.job_id)
+}
+
+fn find_vertex(job: &RegisteredJob, uid: &str) -> Result<usize, ApiError> {
+    job.vertices
+        .iter()
+        .position(|v| v.uid == uid)
+        .ok_or_else(|| {
+            fail(
+                StatusCode::NOT_FOUND,
+                format!(
+                    "job {} has no vertex `{uid}`: its vertices are named by operator uid ({})",
+                    job.handle.job_id,
+                    job.vertices
+                        .iter()
+                        .map(|v| v.uid.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            )
+        })
+}
+
+fn parse_checkpoint_id(text: &str) -> Result<u64, ApiError> {
+    text.parse().map_err(|_| {
+        fail(
+            StatusCode::BAD_REQUEST,
+            format!("`{text}` is not a checkpoint id: expected a whole number"),
+        )
+    })
+}
+
+fn checkpoint_not_found(job: &RegisteredJob, id: u64) -> ApiError {
+    fail(
+        StatusCode::NOT_FOUND,
+        format!(
+            "checkpoint {id} of job {} is not in the statistics (unknown, or older than the \
+             history keeps)",
+            job.handle.job_id
+        ),
+    )
+}
+
+async fn job_plan(state: web::Data<RestState>, path: web::Path<String>) -> Reply {
+    ok(&json::job_plan(&find_job(&state, &path)?))
+}
+
+async fn job_exceptions(state: web::Data<RestState>, path: web::Path<String>) -> Reply {
+    ok(&json::exceptions(&find_job(&state, &path)?))
+}
+
+async fn vertex_details(state: web::Data<RestState>, path: web::Path<(String, String)>) -> Reply {
+    let (job, vertex) = path.into_inner();
+    let job = find_job(&state, &job)?;
+    let index = find_vertex(&job, &vertex)?;
+    let details = json::vertex_details(&job, index, &counters(&job))
+        .ok_or_else(|| fail(StatusCode::NOT_FOUND, format!("no vertex `{vertex}`")))?;
+    ok(&details)
+}
+
+async fn checkpoint_subtasks(
+    state: web::Data<RestState>,
+    path: web::Path<(String, String, String)>,
+) -> Reply {
+    let (job, checkpoint, vertex) = path.into_inner();
+    let job = find_job(&state, &job)?;
+    let id = parse_checkpoint_id(&checkpoint)?;
+    let index = find_vertex(&job, &vertex)?;
+    let stats = job.handle.checkpoint_stats().await.unwrap_or_default();
+    let entry = json::find_checkpoint(&stats, id).ok_or_else(|| checkpoint_not_found(&job, id))?;
+    let details = json::task_checkpoint_details(entry, &job, index)
+        .ok_or_else(|| fail(StatusCode::NOT_FOUND, format!("no vertex `{vertex}`")))?;
+    ok(&details)
+}
+
 async fn jobs_list(state: web::Data<RestState>) -> Reply {
     ok(&json::jobs_list(&state.jobs.all()))
 }
@@ -208,7 +339,8 @@ async fn jobs_overview(state: web::Data<RestState>) -> Reply {
 }
 
 async fn job_details(state: web::Data<RestState>, path: web::Path<String>) -> Reply {
-    ok(&json::job_details(&find_job(&state, &path)?))
+    let job = find_job(&state, &path)?;
+    ok(&json::job_details(&job, &counters(&job)))
 }
 
 async fn job_patch(
@@ -259,22 +391,8 @@ async fn checkpoint_details(
 ) -> Reply {
     let (job, checkpoint) = path.into_inner();
     let job = find_job(&state, &job)?;
-    let id: u64 = checkpoint.parse().map_err(|_| {
-        fail(
-            StatusCode::BAD_REQUEST,
-            format!("`{checkpoint}` is not a checkpoint id: expected a whole number"),
-        )
-    })?;
+    let id = parse_checkpoint_id(&checkpoint)?;
     let stats = job.handle.checkpoint_stats().await.unwrap_or_default();
-    let entry = json::find_checkpoint(&stats, id).ok_or_else(|| {
-        fail(
-            StatusCode::NOT_FOUND,
-            format!(
-                "checkpoint {id} of job {} is not in the statistics (unknown, or older than the \
-                 history keeps)",
-                job.handle.job_id
-            ),
-        )
-    })?;
+    let entry = json::find_checkpoint(&stats, id).ok_or_else(|| checkpoint_not_found(&job, id))?;
     ok(&json::checkpoint_entry(entry, &job))
 }

@@ -83,6 +83,8 @@ pub struct TaskSetup {
     /// Restored state of each chain member.
     pub restored: Vec<RestoredState>,
     pub manager: Recipient<TaskEvent>,
+    /// Counted once per batch (records in and out, busy and back-pressured time).
+    pub metrics: std::sync::Arc<crate::metrics::SubtaskMetrics>,
 }
 
 /// The records of one batch, type-erased: the gate's batch payload.
@@ -174,6 +176,10 @@ impl Task {
         for b in self.ready.drain(..) {
             let out = &self.setup.outputs[b.channel];
             self.credits[b.channel] -= 1;
+            self.setup.metrics.sent(b.len);
+            if self.credits[b.channel] <= 0 {
+                self.setup.metrics.output_blocked();
+            }
             out.target.do_send(Deliver {
                 channel: out.channel,
                 payload: Payload::Batch {
@@ -295,11 +301,13 @@ impl Task {
                 batch,
                 credit,
             } => {
+                let busy = Instant::now();
                 if channel == RESTORED_CHANNEL {
                     self.process_restored(batch);
                 } else {
                     self.guard(|chain, ready| chain.process(batch, ready));
                 }
+                self.setup.metrics.busy_since(busy);
                 self.send_ready();
                 if let Some(credit) = credit {
                     self.return_credit(credit);
@@ -417,7 +425,8 @@ impl Handler<Deliver> for Task {
     fn handle(&mut self, msg: Deliver, ctx: &mut Self::Context) {
         let channel = msg.channel as usize;
         let element = match msg.payload {
-            Payload::Batch { records, .. } => {
+            Payload::Batch { records, len } => {
+                self.setup.metrics.received(len);
                 // Unaligned: a batch that arrives before its channel's barrier, after the
                 // snapshot, is channel state: copied now, processed later as usual.
                 if let Some(id) = self.gate.recording(channel) {
@@ -447,6 +456,9 @@ impl Handler<Credit> for Task {
             *c += i64::from(msg.batches);
         }
         let output = self.output_credit();
+        if output == OutputCredit::Available {
+            self.setup.metrics.output_unblocked();
+        }
         match self.source.as_mut() {
             Some(source) => {
                 if source.on_credit(output) {

@@ -39,7 +39,9 @@ impl Handler<Poll> for Task {
             return;
         }
         let batch_size = self.setup.batch_size;
+        let busy = std::time::Instant::now();
         let poll = self.guard(|chain, ready| chain.poll_source(batch_size, ready));
+        self.setup.metrics.busy_since(busy);
         self.send_ready();
         let (Some(poll), Some(source)) = (poll, self.source.as_mut()) else {
             return;

@@ -1,116 +1,27 @@
-//! Weir's state in the JSON shapes of Flink's REST API: job overviews and details,
-//! `CheckpointingStatistics` (counts, summary, latest, history), `CheckpointStatistics` with
-//! per-vertex `tasks`, and `CheckpointConfigInfo`. Pure functions from values to
-//! [`serde_json::Value`], so the shapes are tested without a server.
+//! Checkpoint statistics in Flink's shapes: `CheckpointingStatistics` (counts, summary, latest,
+//! history), `CheckpointStatistics` of one checkpoint with per-vertex `tasks`, and
+//! `CheckpointConfigInfo`; one vertex's subtasks in one checkpoint are in
+//! [`super::checkpoint_subtasks`].
 //!
-//! Flink fields Weir has no data for are present with Flink's neutral value (`0` bytes of
-//! in-flight data, `-1` for a time not reached yet), so clients written for Flink find them.
+//! Room for unaligned checkpoints: an entry's `unaligned` flag makes its `checkpoint_type`
+//! `UNALIGNED_CHECKPOINT` and each subtask's `unaligned_checkpoint` true, and its
+//! `persisted_data` (in-flight bytes written with the state) is reported as Flink does.
 
 use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
-use weir::checkpoint::stats::{CheckpointStats, CheckpointStatsEntry, CheckpointStatus};
+use weir::checkpoint::stats::{
+    CheckpointStats, CheckpointStatsEntry, CheckpointStatus, SubtaskCheckpointStats,
+};
 use weir::checkpoint::{CheckpointConfig, CheckpointingMode, ExternalizedRetention, StorageConfig};
 use weir::element::{CheckpointKind, SavepointFormat};
-use weir::status::JobStatus;
 
-use super::jobs::{now_ms, RegisteredJob};
+use crate::rest::jobs::RegisteredJob;
 
 /// Flink's `interval` when periodic checkpoints are off (`Long.MAX_VALUE`).
 const DISABLED_INTERVAL: u64 = i64::MAX as u64;
 
-fn status_name(status: JobStatus) -> &'static str {
-    status.flink_name()
-}
-
-fn times(job: &RegisteredJob) -> (u64, i64, u64) {
-    let end = job.end_time_ms();
-    let duration = end.unwrap_or_else(now_ms).saturating_sub(job.start_time_ms);
-    (job.start_time_ms, end.map_or(-1, |e| e as i64), duration)
-}
-
-/// `GET /jobs`: `{"jobs": [{"id", "status"}]}`.
-pub fn jobs_list(jobs: &[RegisteredJob]) -> Value {
-    let jobs: Vec<Value> = jobs
-        .iter()
-        .map(|j| {
-            json!({
-                "id": j.handle.job_id.to_string(),
-                "status": status_name(j.handle.state().status),
-            })
-        })
-        .collect();
-    json!({ "jobs": jobs })
-}
-
-/// `GET /jobs/overview`: `{"jobs": [{"jid", "name", "state", "start-time", "end-time",
-/// "duration", "last-modification", "tasks"}]}`.
-pub fn jobs_overview(jobs: &[RegisteredJob]) -> Value {
-    let jobs: Vec<Value> = jobs
-        .iter()
-        .map(|j| {
-            let state = j.handle.state();
-            let (start, end, duration) = times(j);
-            let subtasks: u32 = j.vertices.iter().map(|v| v.parallelism).sum();
-            json!({
-                "jid": j.handle.job_id.to_string(),
-                "name": j.name,
-                "state": status_name(state.status),
-                "start-time": start,
-                "end-time": end,
-                "duration": duration,
-                "last-modification": j.end_time_ms().unwrap_or(start),
-                "tasks": { "total": subtasks },
-            })
-        })
-        .collect();
-    json!({ "jobs": jobs })
-}
-
-/// `GET /jobs/:id`: `jid`, `name`, `isStoppable`, `state`, `start-time`, `end-time`,
-/// `duration`, `now`, `maxParallelism`, `vertices` (`id` = uid, `name`, `parallelism`,
-/// `maxParallelism`, `status`, times), `status-counts`.
-///
-/// Vertices share the job's status: the runtime reports no per-vertex status yet.
-pub fn job_details(job: &RegisteredJob) -> Value {
-    let state = job.handle.state();
-    let (start, end, duration) = times(job);
-    let status = status_name(state.status);
-    let vertices: Vec<Value> = job
-        .vertices
-        .iter()
-        .map(|v| {
-            json!({
-                "id": v.uid,
-                "name": v.name,
-                "parallelism": v.parallelism,
-                "maxParallelism": v.max_parallelism,
-                "status": status,
-                "start-time": start,
-                "end-time": end,
-                "duration": duration,
-            })
-        })
-        .collect();
-    let max_parallelism = job.vertices.iter().map(|v| v.max_parallelism).max();
-    json!({
-        "jid": job.handle.job_id.to_string(),
-        "name": job.name,
-        "isStoppable": false,
-        "state": status,
-        "start-time": start,
-        "end-time": end,
-        "duration": duration,
-        "now": now_ms(),
-        "maxParallelism": max_parallelism.map_or(-1, i64::from),
-        "vertices": vertices,
-        "status-counts": { status: job.vertices.len() },
-        "restarts": state.restarts,
-        "failure": state.failure,
-    })
-}
-
-fn checkpoint_status(status: CheckpointStatus) -> &'static str {
+pub(super) fn checkpoint_status(status: CheckpointStatus) -> &'static str {
     match status {
         CheckpointStatus::InProgress => "IN_PROGRESS",
         CheckpointStatus::Completed => "COMPLETED",
@@ -131,10 +42,26 @@ fn savepoint_format(kind: &CheckpointKind) -> Value {
     })
 }
 
+/// Flink's `checkpoint_type`: an unaligned checkpoint is `UNALIGNED_CHECKPOINT`.
+fn checkpoint_type(entry: &CheckpointStatsEntry) -> &'static str {
+    match entry.kind {
+        CheckpointKind::Checkpoint { .. } if entry.unaligned => "UNALIGNED_CHECKPOINT",
+        kind => kind.rest_name(),
+    }
+}
+
+/// Flink's type discriminator of a `CheckpointStatistics`.
+fn class_name(status: CheckpointStatus) -> &'static str {
+    match status {
+        CheckpointStatus::InProgress => "in_progress",
+        CheckpointStatus::Completed => "completed",
+        CheckpointStatus::Failed => "failed",
+    }
+}
+
 /// Flink's `CheckpointStatistics` of one checkpoint, with `tasks` per vertex (keyed by uid).
 pub fn checkpoint_entry(entry: &CheckpointStatsEntry, job: &RegisteredJob) -> Value {
-    let mut per_vertex: BTreeMap<u32, Vec<&weir::checkpoint::stats::SubtaskCheckpointStats>> =
-        BTreeMap::new();
+    let mut per_vertex: BTreeMap<u32, Vec<&SubtaskCheckpointStats>> = BTreeMap::new();
     for s in &entry.subtasks {
         per_vertex.entry(s.task.vertex).or_default().push(s);
     }
@@ -156,7 +83,7 @@ pub fn checkpoint_entry(entry: &CheckpointStatsEntry, job: &RegisteredJob) -> Va
                 "end_to_end_duration": latest_ack.map_or(-1, |t| t.saturating_sub(entry.trigger_timestamp_ms) as i64),
                 "alignment_buffered": 0,
                 "processed_data": 0,
-                "persisted_data": 0,
+                "persisted_data": acks.iter().map(|a| a.persisted_data).sum::<u64>(),
                 "num_subtasks": vertex.parallelism,
                 "num_acknowledged_subtasks": acks.len(),
             }),
@@ -167,7 +94,7 @@ pub fn checkpoint_entry(entry: &CheckpointStatsEntry, job: &RegisteredJob) -> Va
         "status": checkpoint_status(entry.status),
         "is_savepoint": entry.kind.is_savepoint(),
         "savepointFormat": savepoint_format(&entry.kind),
-        "checkpoint_type": entry.kind.rest_name(),
+        "checkpoint_type": checkpoint_type(entry),
         "trigger_timestamp": entry.trigger_timestamp_ms,
         "latest_ack_timestamp": entry.latest_ack_timestamp_ms.map_or(-1, |t| t as i64),
         "checkpointed_size": entry.checkpointed_size,
@@ -175,10 +102,11 @@ pub fn checkpoint_entry(entry: &CheckpointStatsEntry, job: &RegisteredJob) -> Va
         "end_to_end_duration": entry.end_to_end_duration_ms,
         "alignment_buffered": 0,
         "processed_data": 0,
-        "persisted_data": 0,
+        "persisted_data": entry.persisted_data,
         "num_subtasks": entry.num_subtasks,
         "num_acknowledged_subtasks": entry.num_acknowledged_subtasks,
         "tasks": tasks,
+        "className": class_name(entry.status),
     });
     let o = v.as_object_mut().expect("an object");
     match entry.status {
@@ -257,7 +185,7 @@ pub fn checkpointing_statistics(stats: &CheckpointStats, job: &RegisteredJob) ->
             "end_to_end_duration": summary_of(&field(|e| e.end_to_end_duration_ms)),
             "alignment_buffered": summary_of(&zeros),
             "processed_data": summary_of(&zeros),
-            "persisted_data": summary_of(&zeros),
+            "persisted_data": summary_of(&field(|e| e.persisted_data)),
         },
         "latest": {
             "completed": entry(&stats.latest_completed),
@@ -316,11 +244,6 @@ pub fn checkpoint_config(config: &CheckpointConfig, state_backend: &str) -> Valu
         "changelog_storage": "",
         "num_retained": config.num_retained,
     })
-}
-
-/// The body of every 4xx/5xx answer, Flink's `{"errors": [...]}`.
-pub fn errors(message: impl Into<String>) -> Value {
-    json!({ "errors": [message.into()] })
 }
 
 #[cfg(test)]
