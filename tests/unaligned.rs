@@ -101,6 +101,13 @@ fn restoring_in_flight_data_with_another_parallelism_replays_it_exactly_once() {
         assert_eq!(state.status, JobStatus::Canceled, "{:?}", state.failure);
         let (path, entry) = found.expect("a checkpoint with in-flight data");
         assert!(entry.persisted_data > 0);
+        // `weir checkpoints` reads the same from its `_metadata`.
+        let listed = common::process::weir(dir.path(), &["checkpoints", &path, "--json"]);
+        let listed: serde_json::Value =
+            serde_json::from_slice(&listed.stdout).expect("weir checkpoints --json");
+        let listed = &listed[0];
+        assert_eq!(listed["unaligned"], true, "{listed}");
+        assert_eq!(listed["persisted_data"], entry.persisted_data, "{listed}");
 
         job.parallelism = parallelism;
         job.throttle = None;
