@@ -258,7 +258,13 @@ pub const KEYS: &[KeySpec] = &[
         "false",
         "incremental snapshots where the backend supports them",
     ),
-    entry(COMPRESSION, &[], Bool, "false", "compress snapshot files"),
+    entry(
+        COMPRESSION,
+        &[],
+        Bool,
+        "false",
+        "compress snapshot state (lz4, recorded in each blob's header)",
+    ),
     entry(
         CREATE_SUBDIR,
         &["state.checkpoints.create-subdir"],

@@ -1,5 +1,5 @@
 //! `weir checkpoints DIR`: what is stored under a checkpoint or savepoint directory, offline —
-//! for each snapshot its id, kind, time, size, operators with their parallelism, and whether it
+//! for each snapshot its id, kind, time, size (stored, and raw when compressed), operators with their parallelism, and whether it
 //! is complete, incomplete (no `_metadata`) or damaged (and why).
 
 use serde_json::{json, Value};
@@ -19,7 +19,7 @@ pub fn format_timestamp(ms: u64) -> String {
 
 /// One listing as JSON: `path`, `id`, `status` (COMPLETE / INCOMPLETE / DAMAGED), and for a
 /// complete one `kind`, `job_id`, `trigger_timestamp`, `completion_timestamp`, `time`,
-/// `state_size`, `operators` [{uid, name, parallelism, max_parallelism}]; for a damaged one
+/// `state_size` (stored), `raw_state_size` (before compression), `operators` [{uid, name, parallelism, max_parallelism}]; for a damaged one
 /// `reason`.
 pub fn listing_json(l: &SnapshotListing) -> Value {
     let mut v = json!({
@@ -43,6 +43,11 @@ pub fn listing_json(l: &SnapshotListing) -> Value {
                 json!(format_timestamp(md.completion_timestamp_ms)),
             );
             o.insert("state_size".into(), json!(md.state_size()));
+            // Before compression (`snapshot-compression`); equal to state_size without it.
+            o.insert(
+                "raw_state_size".into(),
+                json!(l.raw_state_size.unwrap_or(md.state_size())),
+            );
             let ops: Vec<Value> = md
                 .operators
                 .iter()
@@ -86,13 +91,24 @@ fn table(listings: &[SnapshotListing]) {
                     .iter()
                     .map(|op| format!("{}({})", op.uid, op.parallelism))
                     .collect();
+                let stored = md.state_size();
+                let raw = l.raw_state_size.unwrap_or(stored);
+                let size = if raw == stored {
+                    super::status::human_size(stored)
+                } else {
+                    format!(
+                        "{} stored ({} raw)",
+                        super::status::human_size(stored),
+                        super::status::human_size(raw)
+                    )
+                };
                 println!(
                     "{}\n  id {}  {}  COMPLETE  {}  {}  operators: {}",
                     l.path,
                     md.checkpoint_id,
                     md.kind.rest_name(),
                     v["time"].as_str().unwrap_or(""),
-                    super::status::human_size(md.state_size()),
+                    size,
                     if ops.is_empty() {
                         "-".to_owned()
                     } else {

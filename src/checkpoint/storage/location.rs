@@ -223,6 +223,8 @@ pub(super) struct Inner {
     pub(super) paths: CheckpointPaths,
     pub(super) policy: InlinePolicy,
     pub(super) savepoint_dir: Option<String>,
+    /// The codec state blobs are compressed with, if any (`snapshot-compression`).
+    pub(super) compression: Option<crate::format::Codec>,
 }
 
 /// One snapshot's directory: a `chk-<n>` or a savepoint directory. Cheap to clone.
@@ -277,6 +279,7 @@ impl CheckpointStorage {
                 paths: CheckpointPaths::new(&root, job_id, config.create_subdir),
                 policy,
                 savepoint_dir: config.savepoint_dir.clone(),
+                compression: config.compression.then_some(crate::format::Codec::Lz4),
             }),
         })
     }
