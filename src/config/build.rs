@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 use std::str::FromStr;
 use std::time::Duration;
 
+use crate::checkpoint::storage::s3::S3Settings;
 use crate::checkpoint::{
     CheckpointConfig, CheckpointingMode, ExternalizedRetention, StorageConfig,
 };
@@ -300,6 +301,14 @@ pub(crate) fn build(settings: &Settings) -> Result<(EngineConfig, Vec<String>), 
                 )
                 .and_then(|n| u16::try_from(n).ok())
                 .unwrap_or(RestConfig::default().port),
+        },
+        s3: S3Settings {
+            endpoint: r.text(S3_ENDPOINT),
+            region: r.text(S3_REGION),
+            access_key: r.text(S3_ACCESS_KEY),
+            secret_key: r.text(S3_SECRET_KEY),
+            session_token: None,
+            path_style: r.boolean(S3_PATH_STYLE),
         },
         job_name: r.text(JOB_NAME),
         origins: Origins(

@@ -118,6 +118,15 @@ impl EngineConfig {
             (JOB_NAME, self.job_name.clone()),
             (REST_ADDRESS, Some(self.rest.address.clone())),
             (REST_PORT, Some(self.rest.port.to_string())),
+            (S3_ENDPOINT, self.s3.endpoint.clone()),
+            (S3_REGION, self.s3.region.clone()),
+            (S3_ACCESS_KEY, self.s3.access_key.clone()),
+            // Never printed.
+            (
+                S3_SECRET_KEY,
+                self.s3.secret_key.as_ref().map(|_| "******".into()),
+            ),
+            (S3_PATH_STYLE, flag(self.s3.path_style.unwrap_or(false))),
         ];
         match &c.storage {
             StorageConfig::JobManager { .. } => {

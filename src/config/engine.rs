@@ -14,6 +14,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use crate::checkpoint::storage::s3::S3Settings;
 use crate::checkpoint::CheckpointConfig;
 use crate::restart::RestartStrategy;
 use crate::state::keyed::StateBackendKind;
@@ -119,6 +120,9 @@ pub struct EngineConfig {
     /// `execution.checkpointing.write-buffer-size` in bytes. Accepted; not used yet.
     pub write_buffer_size: u64,
     pub rest: RestConfig,
+    /// `s3.*`: how to reach an S3-compatible store (`s3://` directories); the CLI makes them
+    /// the process's ([`crate::checkpoint::storage::s3::configure`]).
+    pub s3: S3Settings,
     /// `pipeline.name`.
     pub job_name: Option<String>,
     /// Where each explicitly set key came from.
@@ -139,6 +143,7 @@ impl Default for EngineConfig {
             local_backup_dirs: Vec::new(),
             write_buffer_size: DEFAULT_WRITE_BUFFER_SIZE,
             rest: RestConfig::default(),
+            s3: S3Settings::default(),
             job_name: None,
             origins: Origins::default(),
         }

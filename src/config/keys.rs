@@ -93,6 +93,16 @@ pub const JOB_NAME: &str = "pipeline.name";
 pub const REST_ADDRESS: &str = "rest.address";
 /// `rest.port`.
 pub const REST_PORT: &str = "rest.port";
+/// `s3.endpoint`: the S3-compatible store's URL (unset: AWS).
+pub const S3_ENDPOINT: &str = "s3.endpoint";
+/// `s3.region`.
+pub const S3_REGION: &str = "s3.region";
+/// `s3.access-key`.
+pub const S3_ACCESS_KEY: &str = "s3.access-key";
+/// `s3.secret-key` (never printed).
+pub const S3_SECRET_KEY: &str = "s3.secret-key";
+/// `s3.path.style.access`: bucket in the path instead of the host name.
+pub const S3_PATH_STYLE: &str = "s3.path.style.access";
 
 /// The kind of value a key takes; it decides the parser and the "expected" text of errors.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -412,6 +422,41 @@ pub const KEYS: &[KeySpec] = &[
         Integer,
         "8081",
         "port the REST API listens on",
+    ),
+    entry(
+        S3_ENDPOINT,
+        &[],
+        Text,
+        "(AWS; AWS_ENDPOINT_URL)",
+        "URL of the S3-compatible store for s3:// directories",
+    ),
+    entry(
+        S3_REGION,
+        &["s3.endpoint.region"],
+        Text,
+        "(AWS_REGION; us-east-1 with an endpoint)",
+        "region of the S3 store",
+    ),
+    entry(
+        S3_ACCESS_KEY,
+        &["s3.access.key"],
+        Text,
+        "(AWS_ACCESS_KEY_ID)",
+        "S3 access key id",
+    ),
+    entry(
+        S3_SECRET_KEY,
+        &["s3.secret.key"],
+        Text,
+        "(AWS_SECRET_ACCESS_KEY)",
+        "S3 secret access key",
+    ),
+    entry(
+        S3_PATH_STYLE,
+        &[],
+        Bool,
+        "false",
+        "path-style S3 requests (endpoint/bucket/key)",
     ),
 ];
 

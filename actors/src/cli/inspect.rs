@@ -144,6 +144,7 @@ fn table(listings: &[SnapshotListing]) {
 /// # Errors
 /// A directory that does not exist or is not one (usage, exit 2); a storage error (exit 1).
 pub fn checkpoints(args: &CheckpointsArgs) -> Result<(), CliError> {
+    super::configure_s3(&args.config)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -154,6 +155,7 @@ pub fn checkpoints(args: &CheckpointsArgs) -> Result<(), CliError> {
             StorageError::DirectoryNotFound { .. }
             | StorageError::NotADirectory { .. }
             | StorageError::UnsupportedScheme { .. }
+            | StorageError::S3Config { .. }
             | StorageError::InvalidLocation { .. } => CliError::Usage(e.to_string()),
             other => CliError::Failed(other.to_string()),
         })?;

@@ -7,7 +7,8 @@
 //! - [`SnapshotLocation`]: one snapshot directory, as a backend and a key inside it; what a
 //!   snapshot is written to ([`super::commit`]) and read from ([`super::read`]).
 //!
-//! A location string is a plain path, a `file://` URI or `memory://<name>/<path>`; `resolve`
+//! A location string is a plain path, a `file://` URI, `s3://<bucket>/<path>` (an S3-compatible
+//! object store, see [`super::s3`]) or `memory://<name>/<path>`; `resolve`
 //! turns it into a backend (an opendal operator, shared within the process) and a key. Memory
 //! stores are shared per `<name>`, so a test can write through one [`CheckpointStorage`] and
 //! load through the same URI. Jobmanager storage is the memory store
@@ -29,6 +30,7 @@ use opendal::Operator;
 use super::commit::InlinePolicy;
 use super::error::StorageError;
 use super::faults;
+use super::s3;
 use crate::checkpoint::options::{CheckpointConfig, StorageConfig};
 use crate::checkpoint::paths::{self, CheckpointPaths};
 use crate::ids::{CheckpointId, JobId};
@@ -46,6 +48,8 @@ pub(super) enum BackendKind {
     Fs { root: String },
     /// The process-wide memory store `<name>`: `memory://<name>/<key>`.
     Memory { name: String },
+    /// An S3 bucket: `s3://<bucket>/<key>` (see [`super::s3`]).
+    S3 { bucket: String },
 }
 
 impl Backend {
@@ -54,6 +58,7 @@ impl Backend {
         match &self.kind {
             BackendKind::Fs { root } => format!("{root}{key}"),
             BackendKind::Memory { name } => format!("memory://{name}/{key}"),
+            BackendKind::S3 { bucket } => format!("s3://{bucket}/{key}"),
         }
     }
 
@@ -63,6 +68,7 @@ impl Backend {
         match &self.kind {
             BackendKind::Fs { root } => Self::fs_id(root),
             BackendKind::Memory { name } => Self::memory_id(name),
+            BackendKind::S3 { bucket } => format!("s3:{bucket}"),
         }
     }
 
@@ -86,6 +92,22 @@ impl Backend {
         Ok(Self {
             op,
             kind: BackendKind::Fs { root },
+        })
+    }
+
+    /// The operator of S3 bucket `bucket` with the process's S3 settings ([`s3::current`]).
+    fn s3(bucket: &str, uri: &str) -> Result<Self, StorageError> {
+        let settings = s3::current().checked(uri)?;
+        let op = shared_operator(&settings.store_key(bucket), || settings.operator(bucket))
+            .map_err(|source| StorageError::Open {
+                uri: uri.to_string(),
+                source: Box::new(source),
+            })?;
+        Ok(Self {
+            op,
+            kind: BackendKind::S3 {
+                bucket: bucket.to_string(),
+            },
         })
     }
 
@@ -165,6 +187,11 @@ pub(super) fn resolve_raw(uri: &str) -> Result<(Backend, String), StorageError> 
                 "memory" => {
                     let (name, path) = rest.split_once('/').unwrap_or((rest, ""));
                     Ok((Backend::memory(name, uri)?, paths::normalize(path)))
+                }
+                // Flink's names for its S3 file systems all mean S3 here.
+                "s3" | "s3a" | "s3p" => {
+                    let (bucket, path) = s3::split(uri, rest)?;
+                    Ok((Backend::s3(&bucket, uri)?, paths::normalize(&path)))
                 }
                 _ => Err(StorageError::UnsupportedScheme {
                     uri: uri.to_string(),

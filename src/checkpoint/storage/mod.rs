@@ -1,6 +1,7 @@
 //! Writing and reading checkpoint state and `_metadata` through opendal.
 //!
-//! - [`location`]: from a configured directory or URI (a plain path, `file://` or `memory://`)
+//! - [`location`]: from a configured directory or URI (a plain path, `file://`, `s3://` or
+//!   `memory://`)
 //!   to an opendal operator; one job's [`CheckpointStorage`], and the [`SnapshotLocation`] of
 //!   each checkpoint (`chk-<n>`) or savepoint (`savepoint-<job>-<random>`).
 //! - [`commit`]: the commit protocol: state blobs inline or as files
@@ -13,6 +14,8 @@
 //!   [`SnapshotLocation::read_state`] reads a state handle back, checking its size and CRC-32
 //!   ([`StateReadError`]).
 //! - [`listing`]: offline inspection of a directory ([`list_snapshots`], `weir checkpoints DIR`).
+//! - [`s3`]: S3-compatible object stores: the process's [`s3::S3Settings`] (Flink's `s3.*` keys
+//!   and the AWS environment variables), checked with errors naming the key; retries.
 //! - [`error`]: [`StorageError`], which names the location every failure is about.
 //! - [`faults`]: a testing tool: an opendal layer injecting write, read and delete errors, torn
 //!   writes, latency and a full disk, attached to the storage of a directory by
@@ -31,6 +34,7 @@ pub mod faults;
 pub mod listing;
 pub mod location;
 pub mod read;
+pub mod s3;
 
 #[cfg(test)]
 mod test_support;
