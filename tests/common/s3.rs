@@ -4,8 +4,8 @@
 //! ([`S3Server::restore`]) to make the store unreachable mid-checkpoint without losing what
 //! it holds (moto keeps objects in memory: stopping it would lose them).
 //!
-//! Settings: the server command is `$WEIR_MOTO_SERVER` or `moto_server` on the `PATH`. The
-//! credentials are arbitrary (moto accepts any signature).
+//! Settings: the server command is `$WEIR_MOTO_SERVER` (e.g. a `moto_server` executable), else
+//! `python3 -m moto.server`. The credentials are arbitrary (moto accepts any signature).
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -46,9 +46,16 @@ impl S3Server {
     /// # Panics
     /// When moto cannot be started: the message says how to install it.
     pub fn start() -> Self {
-        let program = std::env::var("WEIR_MOTO_SERVER").unwrap_or_else(|_| "moto_server".into());
         let port = free_port();
-        let child = Command::new(&program)
+        let (program, mut command) = match std::env::var("WEIR_MOTO_SERVER") {
+            Ok(p) => (p.clone(), Command::new(p)),
+            Err(_) => {
+                let mut c = Command::new("python3");
+                c.args(["-m", "moto.server"]);
+                ("python3 -m moto.server".to_string(), c)
+            }
+        };
+        let child = command
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
