@@ -84,6 +84,22 @@ pub struct CheckpointConfig {
     pub compression: bool,
     /// Put `chk-<n>` under a `<job-id>/` sub-directory of the checkpoint dir.
     pub create_subdir: bool,
+    /// Local copies of checkpoint state for failover (`local-backup.*`, `from-local`).
+    #[serde(default)]
+    pub local_recovery: LocalRecoveryConfig,
+}
+
+/// Local recovery (`execution.checkpointing.local-backup.enabled`,
+/// `execution.state-recovery.from-local`, `execution.checkpointing.local-backup.dirs`): see
+/// `storage::local`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LocalRecoveryConfig {
+    /// Keep a local copy of every state file of the checkpoints retention keeps.
+    pub backup: bool,
+    /// On failover, read state from the local copy when it checks out.
+    pub restore_from_local: bool,
+    /// Root directories of the local copies; empty: `<temp dir>/weir-local-state`.
+    pub dirs: Vec<String>,
 }
 
 impl Default for CheckpointConfig {
@@ -104,6 +120,7 @@ impl Default for CheckpointConfig {
             incremental: false,
             compression: false,
             create_subdir: true,
+            local_recovery: LocalRecoveryConfig::default(),
         }
     }
 }

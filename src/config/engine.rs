@@ -8,8 +8,9 @@
 //! source.
 //!
 //! Local recovery (`execution.state-recovery.from-local`, `execution.checkpointing.local-backup.*`)
-//! and `execution.checkpointing.write-buffer-size` are accepted and validated so Flink files
-//! load, but nothing in Weir uses them yet.
+//! is part of the [`CheckpointConfig`] (`local_recovery`).
+//! `execution.checkpointing.write-buffer-size` is accepted and validated so Flink files load,
+//! but nothing in Weir uses it yet.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -110,13 +111,6 @@ pub struct EngineConfig {
     /// `state.backend.type`.
     pub state_backend: StateBackendKind,
     pub restore: RestoreConfig,
-    /// `execution.state-recovery.from-local`. Accepted; not used yet.
-    pub local_recovery: bool,
-    /// `execution.checkpointing.local-backup.enabled` (falls back to `local_recovery`).
-    /// Accepted; not used yet.
-    pub local_backup: bool,
-    /// `execution.checkpointing.local-backup.dirs`. Accepted; not used yet.
-    pub local_backup_dirs: Vec<String>,
     /// `execution.checkpointing.write-buffer-size` in bytes. Accepted; not used yet.
     pub write_buffer_size: u64,
     pub rest: RestConfig,
@@ -138,9 +132,6 @@ impl Default for EngineConfig {
             max_parallelism: None,
             state_backend: StateBackendKind::default(),
             restore: RestoreConfig::default(),
-            local_recovery: false,
-            local_backup: false,
-            local_backup_dirs: Vec::new(),
             write_buffer_size: DEFAULT_WRITE_BUFFER_SIZE,
             rest: RestConfig::default(),
             s3: S3Settings::default(),

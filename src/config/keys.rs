@@ -51,9 +51,9 @@ pub const INCREMENTAL: &str = "execution.checkpointing.incremental";
 pub const COMPRESSION: &str = "execution.checkpointing.snapshot-compression";
 /// `execution.checkpointing.create-subdir`.
 pub const CREATE_SUBDIR: &str = "execution.checkpointing.create-subdir";
-/// `execution.checkpointing.local-backup.enabled` (accepted, not used yet).
+/// `execution.checkpointing.local-backup.enabled`: keep local copies of checkpoint state.
 pub const LOCAL_BACKUP: &str = "execution.checkpointing.local-backup.enabled";
-/// `execution.checkpointing.local-backup.dirs` (accepted, not used yet).
+/// `execution.checkpointing.local-backup.dirs`: where the local copies go.
 pub const LOCAL_BACKUP_DIRS: &str = "execution.checkpointing.local-backup.dirs";
 /// `state.backend.type`.
 pub const STATE_BACKEND: &str = "state.backend.type";
@@ -63,7 +63,7 @@ pub const RESTORE_PATH: &str = "execution.state-recovery.path";
 pub const CLAIM_MODE: &str = "execution.state-recovery.claim-mode";
 /// `execution.state-recovery.ignore-unclaimed-state` (Flink's allowNonRestoredState).
 pub const IGNORE_UNCLAIMED: &str = "execution.state-recovery.ignore-unclaimed-state";
-/// `execution.state-recovery.from-local` (accepted, not used yet).
+/// `execution.state-recovery.from-local`: failover reads the local copies first.
 pub const FROM_LOCAL: &str = "execution.state-recovery.from-local";
 /// `restart-strategy.type`.
 pub const RESTART_TYPE: &str = "restart-strategy.type";
@@ -287,14 +287,14 @@ pub const KEYS: &[KeySpec] = &[
         &[],
         Bool,
         "(execution.state-recovery.from-local)",
-        "keep a local copy of keyed state (accepted, not used yet)",
+        "keep a local copy of checkpoint state files for failover",
     ),
     entry(
         LOCAL_BACKUP_DIRS,
         &["taskmanager.state.local.root-dirs"],
         List,
         "(none)",
-        "directories of the local copies (accepted, not used yet)",
+        "directories of the local copies (default: <temp dir>/weir-local-state)",
     ),
     entry(
         STATE_BACKEND,
@@ -329,7 +329,7 @@ pub const KEYS: &[KeySpec] = &[
         &["state.backend.local-recovery"],
         Bool,
         "false",
-        "restore from local copies (accepted, not used yet)",
+        "on failover, restore from the local copies when they match _metadata",
     ),
     entry(
         RESTART_TYPE,

@@ -208,6 +208,9 @@ fn sample(
         RESTORE_PATH => ("/sp/savepoint-1", "/sp/savepoint-1", &[]),
         CLAIM_MODE => ("claim", "CLAIM", &[]),
         RESTART_TYPE => ("fixeddelay", "fixed-delay", &[]),
+        S3_REGION => ("eu-west-1", "eu-west-1", &[]),
+        S3_ACCESS_KEY => ("AKIA", "AKIA", &[]),
+        S3_SECRET_KEY => ("secret", "******", &[]),
         other => panic!("no sample value for `{other}`: add one"),
     }
 }
@@ -236,8 +239,8 @@ fn every_alias_maps_to_its_key() {
         }
     }
     assert_eq!(
-        checked, 17,
-        "the brief's 16 aliases plus state.backend.fs.checkpointdir"
+        checked, 20,
+        "the brief's 16 aliases plus state.backend.fs.checkpointdir and the three s3.* aliases"
     );
 }
 
@@ -426,14 +429,17 @@ fn the_other_settings_map_to_their_fields() {
     assert_eq!(c.rest.port, 9000);
     assert_eq!(c.restore.path.as_deref(), Some("/sp/savepoint-ab12cd-0123"));
     assert!(c.restore.ignore_unclaimed_state);
-    assert!(c.local_recovery);
-    assert!(c.local_backup, "local backup falls back to local recovery");
-    assert_eq!(c.local_backup_dirs, ["/l1", "/l2"]);
+    assert!(c.checkpoint.local_recovery.restore_from_local);
+    assert!(
+        c.checkpoint.local_recovery.backup,
+        "local backup falls back to local recovery"
+    );
+    assert_eq!(c.checkpoint.local_recovery.dirs, ["/l1", "/l2"]);
     assert!(c.checkpoint.compression);
     assert_eq!(c.checkpoint.tolerable_failures, 2);
     assert_eq!(with_d(&[(MAX_PARALLELISM, "-1")]).max_parallelism, None);
     let c = with_d(&[(FROM_LOCAL, "true"), (LOCAL_BACKUP, "false")]);
-    assert!(c.local_recovery && !c.local_backup);
+    assert!(c.checkpoint.local_recovery.restore_from_local && !c.checkpoint.local_recovery.backup);
 }
 
 #[test]
@@ -899,7 +905,7 @@ fn yaml_flat_yaml_nested_and_toml_give_the_same_result() {
         }
     );
     assert_eq!(first.checkpoint.inline_threshold, 1024);
-    assert_eq!(first.local_backup_dirs, ["/l1", "/l2"]);
+    assert_eq!(first.checkpoint.local_recovery.dirs, ["/l1", "/l2"]);
     assert_eq!(
         first.restart,
         Some(RestartStrategy::FixedDelay {

@@ -179,7 +179,7 @@ impl S3Server {
                 access_key: Some(ACCESS_KEY.into()),
                 secret_key: Some(SECRET_KEY.into()),
                 session_token: None,
-                path_style: Some(true),
+                path_style: true,
             },
         );
     }

@@ -95,13 +95,18 @@ impl CheckpointStorage {
                 let name = paths::state_file_name(name_hint);
                 let key = paths::join(&loc.dir, &name);
                 let crc32 = crc32fast::hash(&bytes);
+                // Cheap to clone: the local copy shares the bytes.
+                let buffer = opendal::Buffer::from(bytes);
                 loc.backend
                     .op
-                    .write_with(&key, bytes)
+                    .write_with(&key, buffer.clone())
                     .if_not_exists(true)
                     .await
                     .map_err(|source| loc.io("write state file", &key, source))?;
                 loc.verify_size(&key, size).await?;
+                if let (Some(local), Some(id)) = (&loc.local, loc.checkpoint_id()) {
+                    local.write(id, &name, &buffer.to_bytes()).await;
+                }
                 Ok(StateHandle::File {
                     path: name,
                     size,

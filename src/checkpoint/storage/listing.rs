@@ -58,6 +58,7 @@ pub async fn list_snapshots(dir: &str) -> Result<Vec<SnapshotListing>, StorageEr
     let here = SnapshotLocation {
         backend: backend.clone(),
         dir: key.clone(),
+        local: None,
     };
     let name = paths::file_name(&key);
     if paths::parse_checkpoint_dir_name(name).is_some() || paths::is_savepoint_dir_name(name) {
@@ -105,6 +106,7 @@ pub async fn list_snapshots(dir: &str) -> Result<Vec<SnapshotListing>, StorageEr
         let loc = SnapshotLocation {
             backend: backend.clone(),
             dir: paths::join(&key, &rel),
+            local: None,
         };
         out.push(inspect(loc).await?);
     }

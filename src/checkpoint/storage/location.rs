@@ -30,6 +30,7 @@ use opendal::Operator;
 use super::commit::InlinePolicy;
 use super::error::StorageError;
 use super::faults;
+use super::local::LocalCopies;
 use super::s3;
 use crate::checkpoint::options::{CheckpointConfig, StorageConfig};
 use crate::checkpoint::paths::{self, CheckpointPaths};
@@ -234,7 +235,11 @@ pub(super) fn resolve_snapshot(path: &str) -> Result<SnapshotLocation, StorageEr
     } else {
         key
     };
-    Ok(SnapshotLocation { backend, dir })
+    Ok(SnapshotLocation {
+        backend,
+        dir,
+        local: None,
+    })
 }
 
 /// One job's checkpoint storage. Cheap to clone: all clones share one store.
@@ -252,6 +257,8 @@ pub(super) struct Inner {
     pub(super) savepoint_dir: Option<String>,
     /// The codec state blobs are compressed with, if any (`snapshot-compression`).
     pub(super) compression: Option<crate::format::Codec>,
+    /// Local copies of checkpoint state (local recovery), if enabled.
+    pub(super) local: Option<LocalCopies>,
 }
 
 /// One snapshot's directory: a `chk-<n>` or a savepoint directory. Cheap to clone.
@@ -260,6 +267,9 @@ pub struct SnapshotLocation {
     pub(super) backend: Backend,
     /// The directory, as a key of `backend`.
     pub(super) dir: String,
+    /// The job's local copies, for a checkpoint of a job with local recovery
+    /// ([`super::local`]); `None` for savepoints and for snapshots opened from a path.
+    pub(super) local: Option<LocalCopies>,
 }
 
 impl CheckpointStorage {
@@ -307,6 +317,7 @@ impl CheckpointStorage {
                 policy,
                 savepoint_dir: config.savepoint_dir.clone(),
                 compression: config.compression.then_some(crate::format::Codec::Lz4),
+                local: LocalCopies::new(&config.local_recovery, job_id),
             }),
         })
     }
@@ -321,6 +332,7 @@ impl CheckpointStorage {
         SnapshotLocation {
             backend: self.inner.backend.clone(),
             dir: self.inner.paths.checkpoint_dir(id),
+            local: self.inner.local.clone(),
         }
     }
 
@@ -343,6 +355,7 @@ impl CheckpointStorage {
         Ok(SnapshotLocation {
             dir: paths::join(&root, &paths::savepoint_dir_name(self.inner.job_id)),
             backend,
+            local: None,
         })
     }
 }
@@ -453,7 +466,7 @@ mod tests {
 
     #[test]
     fn unknown_scheme_is_an_error_naming_it() {
-        for (dir, scheme) in [("s3://bucket/cp", "s3"), ("hdfs://nn:8020/cp", "hdfs")] {
+        for (dir, scheme) in [("abfs://c@a/cp", "abfs"), ("hdfs://nn:8020/cp", "hdfs")] {
             let e = CheckpointStorage::new(&fs_config(dir, 4), job()).unwrap_err();
             assert!(matches!(e, StorageError::UnsupportedScheme { .. }), "{e}");
             let msg = e.to_string();

@@ -16,6 +16,8 @@
 //! - [`listing`]: offline inspection of a directory ([`list_snapshots`], `weir checkpoints DIR`).
 //! - [`s3`]: S3-compatible object stores: the process's [`s3::S3Settings`] (Flink's `s3.*` keys
 //!   and the AWS environment variables), checked with errors naming the key; retries.
+//! - [`local`]: local recovery: a local copy of each checkpoint state file, written with the
+//!   remote one, read first on failover when its size and CRC-32 match `_metadata`.
 //! - [`error`]: [`StorageError`], which names the location every failure is about.
 //! - [`faults`]: a testing tool: an opendal layer injecting write, read and delete errors, torn
 //!   writes, latency and a full disk, attached to the storage of a directory by
@@ -32,6 +34,7 @@ pub mod discard;
 pub mod error;
 pub mod faults;
 pub mod listing;
+pub mod local;
 pub mod location;
 pub mod read;
 pub mod s3;

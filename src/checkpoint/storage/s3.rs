@@ -65,8 +65,8 @@ pub struct S3Settings {
     /// `AWS_SESSION_TOKEN`, for temporary credentials.
     pub session_token: Option<String>,
     /// `s3.path.style.access`: `http://endpoint/bucket/key` instead of
-    /// `http://bucket.endpoint/key` (Flink's default: false).
-    pub path_style: Option<bool>,
+    /// `http://bucket.endpoint/key` (Flink's default: false; no environment variable).
+    pub path_style: bool,
 }
 
 impl S3Settings {
@@ -88,11 +88,11 @@ impl S3Settings {
             access_key: get(&["AWS_ACCESS_KEY_ID"]),
             secret_key: get(&["AWS_SECRET_ACCESS_KEY"]),
             session_token: get(&["AWS_SESSION_TOKEN"]),
-            path_style: None,
+            path_style: false,
         }
     }
 
-    /// These settings, each unset one taken from `fallback`.
+    /// These settings, each unset one taken from `fallback` (path style: either).
     pub fn or(self, fallback: S3Settings) -> Self {
         Self {
             endpoint: self.endpoint.or(fallback.endpoint),
@@ -100,7 +100,7 @@ impl S3Settings {
             access_key: self.access_key.or(fallback.access_key),
             secret_key: self.secret_key.or(fallback.secret_key),
             session_token: self.session_token.or(fallback.session_token),
-            path_style: self.path_style.or(fallback.path_style),
+            path_style: self.path_style || fallback.path_style,
         }
     }
 
@@ -168,7 +168,7 @@ impl S3Settings {
             access_key,
             secret_key,
             session_token: self.session_token.clone(),
-            path_style: self.path_style.unwrap_or(false),
+            path_style: self.path_style,
         })
     }
 }
