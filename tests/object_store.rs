@@ -334,3 +334,82 @@ fn bad_s3_settings_are_an_error_naming_the_key() {
         "{err}"
     );
 }
+
+/// Restore time from the object store vs the local copy, 5 M keys: the same keyed state blob
+/// (a keyed count's snapshot at 5 M keys, written through the storage like a checkpoint's)
+/// read back as a failover reads it — with its local copy, then with the copy removed, so
+/// from S3 — and decoded. Run in release, by hand:
+/// `cargo test --release -p weir-actors --test object_store -- --ignored --nocapture restore_time`
+#[test]
+#[ignore = "a measurement: run by hand in release (see BENCHMARKS.md)"]
+fn restore_time_from_s3_vs_the_local_copy_5m_keys() {
+    use weir_actors::weir::checkpoint::storage::CheckpointStorage;
+    use weir_actors::weir::checkpoint::{LocalRecoveryConfig, StorageConfig};
+    use weir_actors::weir::ids::{CheckpointId, JobId};
+    use weir_actors::weir::state::key_group::KeyGroupRange;
+    use weir_actors::weir::state::keyed::{KeyedStateStore, StateBackendKind};
+
+    let keys: u64 = std::env::var("WEIR_RESTORE_KEYS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5_000_000);
+    let s3 = S3Server::start();
+    s3.create_bucket("restore");
+    s3.configure_process();
+    let local = tempfile::tempdir().unwrap();
+    let config = CheckpointConfig {
+        storage: StorageConfig::FileSystem {
+            dir: "s3://restore/checkpoints".into(),
+        },
+        local_recovery: LocalRecoveryConfig {
+            backup: true,
+            restore_from_local: true,
+            dirs: vec![local.path().display().to_string()],
+        },
+        ..CheckpointConfig::default()
+    };
+    let mut store: KeyedStateStore<u64> =
+        KeyedStateStore::new("counts", KeyGroupRange::all(128), 128, StateBackendKind::HashMap);
+    let count = store.value::<u64>("count").unwrap();
+    for k in 0..keys {
+        store.set_current_key(k);
+        count.update(&mut store, k + 1);
+    }
+    let blob = store.snapshot().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let storage = CheckpointStorage::new(&config, JobId::new()).unwrap();
+    let loc = storage.checkpoint_location(CheckpointId(1));
+    let handle = runtime
+        .block_on(storage.write_state(&loc, "counts-0-keyed", blob.clone()))
+        .unwrap();
+    let read = |what: &str| {
+        let t = Instant::now();
+        let bytes = runtime.block_on(loc.read_state(&handle)).unwrap();
+        let read_s = t.elapsed().as_secs_f64();
+        let mut restored: KeyedStateStore<u64> = KeyedStateStore::new(
+            "counts",
+            KeyGroupRange::all(128),
+            128,
+            StateBackendKind::HashMap,
+        );
+        restored.restore(&[bytes.as_slice()]).unwrap();
+        let total_s = t.elapsed().as_secs_f64();
+        println!(
+            "{what}: {} keys, {:.1} MB: read {:.3} s, read + restore {:.3} s",
+            keys,
+            blob.len() as f64 / 1e6,
+            read_s,
+            total_s
+        );
+    };
+    for _ in 0..2 {
+        read("local copy");
+    }
+    let _ = std::fs::remove_dir_all(local.path());
+    for _ in 0..2 {
+        read("object store (S3, moto on loopback)");
+    }
+}
