@@ -368,8 +368,12 @@ fn restore_time_from_s3_vs_the_local_copy_5m_keys() {
         },
         ..CheckpointConfig::default()
     };
-    let mut store: KeyedStateStore<u64> =
-        KeyedStateStore::new("counts", KeyGroupRange::all(128), 128, StateBackendKind::HashMap);
+    let mut store: KeyedStateStore<u64> = KeyedStateStore::new(
+        "counts",
+        KeyGroupRange::all(128),
+        128,
+        StateBackendKind::HashMap,
+    );
     let count = store.value::<u64>("count").unwrap();
     for k in 0..keys {
         store.set_current_key(k);
