@@ -117,3 +117,35 @@ fn damaged_local_copies_are_skipped_for_the_remote_ones() {
     assert_eq!(state.restarts, 1, "{state:?}");
     assert_eq!(job.committed_sorted(), job.expected());
 }
+
+/// Regression: a transient error reading the restored state during a restart (the store
+/// unreachable for a moment) left the job RESTARTING forever: `on_failure` ignores failures
+/// while restarting. It now goes round the restart strategy again, and the job recovers.
+#[test]
+fn a_restore_read_error_during_a_restart_is_retried_not_stuck_restarting() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut job = CountJob::new(dir.path());
+    job.records = 20_000;
+    job.rate = Some(20_000.0);
+    job.fail_at.lock().unwrap().insert(8_000);
+    let injector = Arc::new(FaultInjector::new(FaultPlan::new(1)));
+    // The first read of a remote keyed state file fails: the first failover's restore.
+    injector.arm(FaultRule::read_error().containing("-keyed-").once());
+    std::fs::create_dir_all(&job.checkpoint_dir).unwrap();
+    let _guard = faults::install(&job.checkpoint_dir, injector.clone()).unwrap();
+    let graph = job.graph_with(CheckpointConfig {
+        inline_threshold: 0,
+        ..job.checkpoint_config()
+    });
+    let state = actix::System::new().block_on(async move {
+        let mut handle = submit(graph, JobOptions::default()).unwrap();
+        handle.wait().await
+    });
+    assert_eq!(state.status, JobStatus::Finished, "{:?}", state.failure);
+    assert!(
+        state.restarts >= 2,
+        "the failure and the failed restore: {state:?}"
+    );
+    assert!(injector.stats().to_string().contains("read-error"));
+    assert_eq!(job.committed_sorted(), job.expected());
+}
