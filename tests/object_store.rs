@@ -312,6 +312,71 @@ fn an_unreachable_store_fails_checkpoints_not_the_job_and_checkpoints_resume() {
     assert_eq!(job.committed_sorted(), job.expected());
 }
 
+/// The commit protocol on S3: `_metadata` is never overwritten — Weir refuses a second
+/// commit of a snapshot, and the store itself refuses the conditional PUT Weir makes when the
+/// object exists (what protects a race the existence check cannot see).
+#[test]
+fn metadata_on_s3_is_created_once_and_never_overwritten() {
+    use weir_actors::weir::checkpoint::metadata::CheckpointMetadata;
+    use weir_actors::weir::checkpoint::storage::{CheckpointStorage, StorageError};
+    use weir_actors::weir::checkpoint::StorageConfig;
+    use weir_actors::weir::element::CheckpointKind;
+    use weir_actors::weir::ids::{CheckpointId, JobId};
+
+    let s3 = S3Server::start();
+    s3.create_bucket("commit");
+    s3.configure_process();
+    let config = CheckpointConfig {
+        storage: StorageConfig::FileSystem {
+            dir: "s3://commit/checkpoints".into(),
+        },
+        ..CheckpointConfig::default()
+    };
+    let job_id = JobId::new();
+    let storage = CheckpointStorage::new(&config, job_id).unwrap();
+    let loc = storage.checkpoint_location(CheckpointId(1));
+    let md = CheckpointMetadata {
+        job_id,
+        checkpoint_id: CheckpointId(1),
+        kind: CheckpointKind::PERIODIC,
+        trigger_timestamp_ms: 1,
+        completion_timestamp_ms: 2,
+        operators: vec![],
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let path = runtime.block_on(storage.write_metadata(&loc, &md)).unwrap();
+    assert_eq!(
+        path,
+        format!("s3://commit/checkpoints/{}/chk-1", job_id.to_hex())
+    );
+    let again = runtime
+        .block_on(storage.write_metadata(&loc, &md))
+        .unwrap_err();
+    assert!(
+        matches!(again, StorageError::AlreadyComplete { .. }),
+        "{again}"
+    );
+
+    // The store enforces the condition too.
+    let op = operator(&s3, "commit");
+    let key = format!("checkpoints/{}/chk-1/_metadata", job_id.to_hex());
+    let e = runtime
+        .block_on(async {
+            op.write_with(&key, b"other".to_vec())
+                .if_not_exists(true)
+                .await
+        })
+        .unwrap_err();
+    assert_eq!(e.kind(), opendal::ErrorKind::ConditionNotMatch, "{e}");
+    let (_, loaded) = runtime
+        .block_on(weir_actors::weir::checkpoint::storage::load_snapshot(&path))
+        .unwrap();
+    assert_eq!(loaded, md);
+}
+
 #[test]
 fn bad_s3_settings_are_an_error_naming_the_key() {
     let dir = tempfile::tempdir().unwrap();

@@ -52,7 +52,8 @@ pub struct RetryPolicy {
 }
 
 /// How to reach an S3-compatible store. `None` fields are unset (see [`S3Settings::or`]).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// `Debug` never shows the secret key or the session token.
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct S3Settings {
     /// `s3.endpoint`: e.g. `http://127.0.0.1:9000`; unset = AWS.
     pub endpoint: Option<String>,
@@ -67,6 +68,20 @@ pub struct S3Settings {
     /// `s3.path.style.access`: `http://endpoint/bucket/key` instead of
     /// `http://bucket.endpoint/key` (Flink's default: false; no environment variable).
     pub path_style: bool,
+}
+
+impl std::fmt::Debug for S3Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let hidden = |v: &Option<String>| v.as_ref().map(|_| "******");
+        f.debug_struct("S3Settings")
+            .field("endpoint", &self.endpoint)
+            .field("region", &self.region)
+            .field("access_key", &self.access_key)
+            .field("secret_key", &hidden(&self.secret_key))
+            .field("session_token", &hidden(&self.session_token))
+            .field("path_style", &self.path_style)
+            .finish()
+    }
 }
 
 impl S3Settings {
@@ -338,6 +353,10 @@ mod tests {
             );
             assert!(msg.contains(key) && msg.contains("s3://b/cp"), "{msg}");
         }
+        assert!(
+            !format!("{:?}", full()).contains("\"s\""),
+            "no secret in Debug"
+        );
         let ok = full().checked("s3://b/cp").unwrap();
         assert_eq!(ok.region, "us-east-1");
         assert!(!format!("{ok:?}").contains("\"s\""), "no secret in Debug");
