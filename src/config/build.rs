@@ -400,6 +400,12 @@ fn local_recovery(r: &mut Reader<'_>) -> LocalRecoveryConfig {
     let from_local = r.boolean(FROM_LOCAL).unwrap_or(false);
     let backup = r.boolean(LOCAL_BACKUP).unwrap_or(from_local);
     let dirs = r.list(LOCAL_BACKUP_DIRS).unwrap_or_default();
+    if !backup && !dirs.is_empty() {
+        r.warnings.push(format!(
+            "{LOCAL_BACKUP_DIRS} has no effect: {LOCAL_BACKUP} is false (set it, or \
+             {FROM_LOCAL}, to keep local copies there)"
+        ));
+    }
     if from_local && !backup {
         r.warnings.push(format!(
             "{FROM_LOCAL} has no effect: {LOCAL_BACKUP} is false, so there are no local copies \

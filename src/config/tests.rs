@@ -835,6 +835,7 @@ execution.checkpointing.interval: 30 s
 execution.checkpointing.mode: AT_LEAST_ONCE
 execution.checkpointing.dir: file:///data/chk
 execution.checkpointing.data-inline-threshold: 1 kb
+execution.checkpointing.local-backup.enabled: true
 execution.checkpointing.local-backup.dirs: [/l1, /l2]
 restart-strategy.type: fixed-delay
 restart-strategy.fixed-delay.attempts: 3
@@ -850,6 +851,7 @@ execution:
     dir: file:///data/chk
     data-inline-threshold: 1 kb
     local-backup:
+      enabled: true
       dirs:
         - /l1
         - /l2
@@ -872,6 +874,7 @@ interval = \"30 s\"
 mode = \"AT_LEAST_ONCE\"
 dir = \"file:///data/chk\"
 data-inline-threshold = \"1 kb\"
+local-backup.enabled = true
 local-backup.dirs = [\"/l1\", \"/l2\"]
 
 [restart-strategy]
@@ -999,4 +1002,34 @@ fn the_flat_map_loads_back_to_the_same_configuration() {
         "{warnings:?}"
     );
     assert_eq!(typed(again), typed(config));
+}
+
+#[test]
+fn local_recovery_settings_that_cannot_act_say_so() {
+    let (c, warnings) = ok(load_with(
+        None,
+        None,
+        &[],
+        &[
+            ("state.backend.local-recovery", "true"),
+            ("execution.checkpointing.local-backup.enabled", "false"),
+            ("taskmanager.state.local.root-dirs", "/l1"),
+        ],
+    ));
+    assert!(c.checkpoint.local_recovery.restore_from_local);
+    assert!(!c.checkpoint.local_recovery.backup);
+    assert_eq!(warnings.len(), 2, "{warnings:?}");
+    assert!(warnings
+        .iter()
+        .any(|w| w.starts_with("execution.checkpointing.local-backup.dirs has no effect")));
+    assert!(warnings
+        .iter()
+        .any(|w| w.starts_with("execution.state-recovery.from-local has no effect")));
+    let (c, warnings) = ok(load_with(
+        None,
+        None,
+        &[],
+        &[("state.backend.local-recovery", "true")],
+    ));
+    assert!(c.checkpoint.local_recovery.backup && warnings.is_empty());
 }
