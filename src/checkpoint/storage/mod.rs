@@ -1,8 +1,7 @@
 //! Writing and reading checkpoint state and `_metadata` through opendal.
 //!
 //! - [`location`]: from a configured directory or URI (a plain path, `file://`, `s3://` or
-//!   `memory://`)
-//!   to an opendal operator; one job's [`CheckpointStorage`], and the [`SnapshotLocation`] of
+//!   `memory://`) to an opendal operator; one job's [`CheckpointStorage`], and the [`SnapshotLocation`] of
 //!   each checkpoint (`chk-<n>`) or savepoint (`savepoint-<job>-<random>`).
 //! - [`commit`]: the commit protocol: state blobs inline or as files
 //!   ([`CheckpointStorage::write_state`]), then `_metadata`, written last and never overwritten
