@@ -7,6 +7,18 @@
 //! A reader names what it expected (`what`) and the versions it understands; anything else —
 //! wrong magic, unknown version, short file, trailing bytes, checksum mismatch — is a
 //! [`FormatError`] that says which, never a panic.
+//!
+//! **Compression** (`execution.checkpointing.snapshot-compression`) wraps a whole framed blob
+//! in a second frame of its own ([`COMPRESSED_MAGIC`] `WCMP`, version 1):
+//!
+//! ```text
+//! frame(WCMP, 1) { codec (u8) | raw length (u64 BE) | compressed bytes of the inner framed blob }
+//! ```
+//!
+//! so the codec is in every compressed file's header, the outer CRC-32 covers the stored bytes
+//! and the inner one the decompressed blob. [`decompress`] passes anything that is not a `WCMP`
+//! frame through unchanged: blobs written before compression existed, or with it off, read as
+//! they always did. [`compressed_info`] reads only the header (for `weir checkpoints`).
 
 /// Bytes before the payload.
 pub const HEADER_LEN: usize = 4 + 2 + 8 + 4;
@@ -40,6 +52,163 @@ pub enum FormatError {
         expected: u32,
         actual: u32,
     },
+    #[error(
+        "compressed snapshot blob uses codec {codec}, which this build does not know \
+         (it reads 1 = lz4)"
+    )]
+    UnknownCodec { codec: u8 },
+    #[error("compressed snapshot blob does not decompress ({codec}): {detail}")]
+    Decompress { codec: &'static str, detail: String },
+}
+
+/// Magic of a compressed blob (see the module docs).
+pub const COMPRESSED_MAGIC: [u8; 4] = *b"WCMP";
+/// The version of the compressed frame this build writes and reads.
+pub const COMPRESSED_VERSION: u16 = 1;
+const COMPRESSED_WHAT: &str = "compressed snapshot blob";
+/// Bytes of a compressed frame's payload before the compressed bytes: codec and raw length.
+const COMPRESSED_PREFIX: usize = 1 + 8;
+/// Bytes a reader needs to know a compressed blob's codec and raw size ([`compressed_info`]).
+pub const COMPRESSED_HEADER_LEN: usize = HEADER_LEN + COMPRESSED_PREFIX;
+
+/// A compression codec, as recorded in a compressed blob's header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Codec {
+    /// LZ4 block format (`lz4_flex`): ~0.3–0.5 GB/s to compress and several GB/s to decompress
+    /// on one core here, pure Rust.
+    Lz4,
+}
+
+impl Codec {
+    /// The byte that names the codec in the header.
+    pub fn id(self) -> u8 {
+        match self {
+            Codec::Lz4 => 1,
+        }
+    }
+
+    /// The codec a header byte names, if this build knows it.
+    pub fn from_id(id: u8) -> Option<Self> {
+        match id {
+            1 => Some(Codec::Lz4),
+            _ => None,
+        }
+    }
+
+    /// Its name, for people.
+    pub fn name(self) -> &'static str {
+        match self {
+            Codec::Lz4 => "lz4",
+        }
+    }
+}
+
+/// Compresses a framed blob with `codec` into a `WCMP` frame (see the module docs).
+pub fn compress(codec: Codec, blob: &[u8]) -> Vec<u8> {
+    let compressed = match codec {
+        Codec::Lz4 => lz4_flex::block::compress(blob),
+    };
+    let mut frame = start(COMPRESSED_PREFIX + compressed.len());
+    frame.push(codec.id());
+    frame.extend_from_slice(&(blob.len() as u64).to_be_bytes());
+    frame.extend_from_slice(&compressed);
+    seal(COMPRESSED_MAGIC, COMPRESSED_VERSION, &mut frame);
+    frame
+}
+
+/// Whether `bytes` starts like a compressed blob.
+pub fn is_compressed(bytes: &[u8]) -> bool {
+    bytes.starts_with(&COMPRESSED_MAGIC)
+}
+
+/// The codec and raw (decompressed) size of a compressed blob, read from its header alone
+/// (the first [`COMPRESSED_HEADER_LEN`] bytes are enough); `Ok(None)` for a blob that is not
+/// compressed.
+///
+/// # Errors
+///
+/// [`FormatError::UnsupportedVersion`] or [`FormatError::UnknownCodec`] for a compressed
+/// header this build cannot read, [`FormatError::Truncated`] when `bytes` is shorter than the
+/// header.
+pub fn compressed_info(bytes: &[u8]) -> Result<Option<(Codec, u64)>, FormatError> {
+    if !is_compressed(bytes) {
+        return Ok(None);
+    }
+    if bytes.len() < COMPRESSED_HEADER_LEN {
+        return Err(FormatError::Truncated {
+            what: COMPRESSED_WHAT,
+            expected: COMPRESSED_HEADER_LEN as u64,
+            actual: bytes.len() as u64,
+        });
+    }
+    let version = u16::from_be_bytes([bytes[4], bytes[5]]);
+    if version != COMPRESSED_VERSION {
+        return Err(FormatError::UnsupportedVersion {
+            what: COMPRESSED_WHAT,
+            found: version,
+            supported: &[COMPRESSED_VERSION],
+        });
+    }
+    let codec = Codec::from_id(bytes[HEADER_LEN]).ok_or(FormatError::UnknownCodec {
+        codec: bytes[HEADER_LEN],
+    })?;
+    let raw = u64::from_be_bytes(
+        bytes[HEADER_LEN + 1..COMPRESSED_HEADER_LEN]
+            .try_into()
+            .expect("8 bytes"),
+    );
+    Ok(Some((codec, raw)))
+}
+
+/// The framed blob inside a compressed one, decompressed; any other bytes unchanged (blobs
+/// written uncompressed, or before compression existed).
+///
+/// # Errors
+///
+/// The [`FormatError`]s of [`decode`] for a damaged compressed frame,
+/// [`FormatError::UnknownCodec`] for a codec this build does not know, and
+/// [`FormatError::Decompress`] when the compressed bytes do not decompress to the recorded
+/// size. Never panics, whatever the bytes.
+pub fn decompress(bytes: &[u8]) -> Result<std::borrow::Cow<'_, [u8]>, FormatError> {
+    if !is_compressed(bytes) {
+        return Ok(std::borrow::Cow::Borrowed(bytes));
+    }
+    let (codec, raw) = compressed_info(bytes)?.expect("compressed");
+    let (_, payload) = decode(
+        COMPRESSED_WHAT,
+        COMPRESSED_MAGIC,
+        &[COMPRESSED_VERSION],
+        bytes,
+    )?;
+    let compressed = &payload[COMPRESSED_PREFIX..];
+    // LZ4 expands at most ~255×: a larger recorded size is damage, and must not be allocated.
+    let bound = (compressed.len() as u64)
+        .saturating_mul(255)
+        .saturating_add(64);
+    if raw > bound {
+        return Err(FormatError::Decompress {
+            codec: codec.name(),
+            detail: format!(
+                "recorded size {raw} is impossible for {} compressed bytes",
+                compressed.len()
+            ),
+        });
+    }
+    let out = match codec {
+        Codec::Lz4 => lz4_flex::block::decompress(compressed, raw as usize).map_err(|e| {
+            FormatError::Decompress {
+                codec: codec.name(),
+                detail: e.to_string(),
+            }
+        })?,
+    };
+    if out.len() as u64 != raw {
+        return Err(FormatError::Decompress {
+            codec: codec.name(),
+            detail: format!("{} bytes decompressed, header says {raw}", out.len()),
+        });
+    }
+    Ok(std::borrow::Cow::Owned(out))
 }
 
 /// Frames `payload` with `magic` and `version`.
@@ -185,6 +354,65 @@ mod tests {
         let e = decode("test blob", M, &[1], &b).unwrap_err();
         assert!(matches!(e, FormatError::ChecksumMismatch { .. }));
         assert!(e.to_string().contains("test blob is corrupt"));
+    }
+
+    #[test]
+    fn compressed_blobs_round_trip_and_others_pass_through() {
+        let blob = encode(M, 1, &[42u8; 10_000]);
+        let packed = compress(Codec::Lz4, &blob);
+        assert!(packed.len() < blob.len() / 10, "{}", packed.len());
+        assert_eq!(
+            compressed_info(&packed).unwrap(),
+            Some((Codec::Lz4, blob.len() as u64))
+        );
+        assert_eq!(
+            compressed_info(&packed[..COMPRESSED_HEADER_LEN]).unwrap(),
+            Some((Codec::Lz4, blob.len() as u64))
+        );
+        assert_eq!(&*decompress(&packed).unwrap(), &blob[..]);
+        // Blobs written without compression (or before it existed) read unchanged.
+        assert!(matches!(
+            decompress(&blob).unwrap(),
+            std::borrow::Cow::Borrowed(b) if b == &blob[..]
+        ));
+        assert_eq!(compressed_info(&blob).unwrap(), None);
+    }
+
+    #[test]
+    fn damaged_compressed_blobs_are_errors_never_panics() {
+        let blob = encode(M, 1, b"some state, some state, some state");
+        let packed = compress(Codec::Lz4, &blob);
+        for cut in 4..packed.len() {
+            assert!(decompress(&packed[..cut]).is_err(), "cut {cut}");
+        }
+        for i in 0..packed.len() {
+            let mut bad = packed.clone();
+            bad[i] ^= 0x55;
+            let _ = decompress(&bad); // an error or (magic flipped) passed through; no panic
+        }
+        let mut unknown = packed.clone();
+        unknown[HEADER_LEN] = 9;
+        assert!(matches!(
+            compressed_info(&unknown),
+            Err(FormatError::UnknownCodec { codec: 9 })
+        ));
+        // A frame whose CRC matches but whose content lies about the raw size.
+        let mut payload = vec![Codec::Lz4.id()];
+        payload.extend_from_slice(&u64::MAX.to_be_bytes());
+        payload.extend_from_slice(b"xx");
+        let liar = encode(COMPRESSED_MAGIC, COMPRESSED_VERSION, &payload);
+        assert!(matches!(
+            decompress(&liar),
+            Err(FormatError::Decompress { .. })
+        ));
+        let mut payload = vec![Codec::Lz4.id()];
+        payload.extend_from_slice(&5u64.to_be_bytes());
+        payload.extend_from_slice(&[0xf0, 1, 2]);
+        let garbage = encode(COMPRESSED_MAGIC, COMPRESSED_VERSION, &payload);
+        assert!(matches!(
+            decompress(&garbage),
+            Err(FormatError::Decompress { .. })
+        ));
     }
 
     #[test]

@@ -30,6 +30,7 @@ weir_bench: whole-job benchmarks (see BENCHMARKS.md)
   --sections LIST     throughput,checkpoint,recovery,skew,backpressure or all (default all)
   --state-keys LIST   key counts of the checkpoint and recovery sections
                       (default 10k,100k,1M,5M,10M)
+  --compression       snapshot compression on in the checkpoint and recovery sections
   --interval-ms MS    checkpoint interval (default 1000)
   --checkpoints N     checkpoints measured per state size and run (default 3)
   --settle-ms MS      how long a restored job is watched (default 2000)
@@ -90,6 +91,7 @@ fn parse(args: Vec<String>) -> Result<Cli, String> {
                     .map(|k| number(&flag, k.trim()))
                     .collect::<Result<_, _>>()?
             }
+            "--compression" => opts.compression = true,
             "--interval-ms" => opts.interval_ms = number(&flag, &value()?)?,
             "--checkpoints" => {
                 opts.checkpoints_per_size = number(&flag, &value()?)?.max(1) as usize

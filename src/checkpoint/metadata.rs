@@ -165,12 +165,13 @@ fn format_hint(e: &FormatError) -> &'static str {
         FormatError::BadMagic { .. } => {
             "it is not a Weir `_metadata` file: check the path points at a checkpoint or savepoint"
         }
-        FormatError::UnsupportedVersion { .. } => {
+        FormatError::UnsupportedVersion { .. } | FormatError::UnknownCodec { .. } => {
             "it was written by a newer Weir: restore it with that version"
         }
         FormatError::Truncated { .. }
         | FormatError::TrailingBytes { .. }
-        | FormatError::ChecksumMismatch { .. } => {
+        | FormatError::ChecksumMismatch { .. }
+        | FormatError::Decompress { .. } => {
             "the file is damaged: restore from an earlier checkpoint or savepoint"
         }
     }

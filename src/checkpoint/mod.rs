@@ -30,5 +30,5 @@ pub mod storage;
 
 pub use options::{
     CheckpointConfig, CheckpointingMode, ExternalizedRetention, InvalidCheckpointConfig,
-    StorageConfig,
+    LocalRecoveryConfig, StorageConfig,
 };

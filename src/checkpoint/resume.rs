@@ -84,6 +84,7 @@ mod tests {
             path: path.into(),
             checkpoint_id: id.map(CheckpointId),
             status: status(metadata),
+            raw_state_size: None,
         }
     }
 

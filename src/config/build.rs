@@ -14,8 +14,9 @@ use std::collections::BTreeMap;
 use std::str::FromStr;
 use std::time::Duration;
 
+use crate::checkpoint::storage::s3::S3Settings;
 use crate::checkpoint::{
-    CheckpointConfig, CheckpointingMode, ExternalizedRetention, StorageConfig,
+    CheckpointConfig, CheckpointingMode, ExternalizedRetention, LocalRecoveryConfig, StorageConfig,
 };
 use crate::restart::{self, RestartStrategy};
 use crate::state::keyed::StateBackendKind;
@@ -258,7 +259,6 @@ pub(crate) fn build(settings: &Settings) -> Result<(EngineConfig, Vec<String>), 
         );
     }
     let restart = restart(&mut r, checkpoint.interval.is_some());
-    let local_recovery = r.boolean(FROM_LOCAL).unwrap_or(false);
     let config = EngineConfig {
         restart,
         parallelism,
@@ -281,9 +281,6 @@ pub(crate) fn build(settings: &Settings) -> Result<(EngineConfig, Vec<String>), 
                 .unwrap_or_default(),
             ignore_unclaimed_state: r.boolean(IGNORE_UNCLAIMED).unwrap_or(false),
         },
-        local_recovery,
-        local_backup: r.boolean(LOCAL_BACKUP).unwrap_or(local_recovery),
-        local_backup_dirs: r.list(LOCAL_BACKUP_DIRS).unwrap_or_default(),
         write_buffer_size: r
             .size(WRITE_BUFFER_SIZE)
             .unwrap_or(DEFAULT_WRITE_BUFFER_SIZE),
@@ -300,6 +297,14 @@ pub(crate) fn build(settings: &Settings) -> Result<(EngineConfig, Vec<String>), 
                 )
                 .and_then(|n| u16::try_from(n).ok())
                 .unwrap_or(RestConfig::default().port),
+        },
+        s3: S3Settings {
+            endpoint: r.text(S3_ENDPOINT),
+            region: r.text(S3_REGION),
+            access_key: r.text(S3_ACCESS_KEY),
+            secret_key: r.text(S3_SECRET_KEY),
+            session_token: None,
+            path_style: r.boolean(S3_PATH_STYLE).unwrap_or(false),
         },
         job_name: r.text(JOB_NAME),
         origins: Origins(
@@ -386,6 +391,32 @@ fn checkpoint(r: &mut Reader<'_>) -> CheckpointConfig {
         incremental: r.boolean(INCREMENTAL).unwrap_or(d.incremental),
         compression: r.boolean(COMPRESSION).unwrap_or(d.compression),
         create_subdir: r.boolean(CREATE_SUBDIR).unwrap_or(d.create_subdir),
+        local_recovery: local_recovery(r),
+    }
+}
+
+/// Local copies are kept when `local-backup.enabled` says so, else when recovery reads them
+/// (`from-local`, alias `state.backend.local-recovery`).
+fn local_recovery(r: &mut Reader<'_>) -> LocalRecoveryConfig {
+    let from_local = r.boolean(FROM_LOCAL).unwrap_or(false);
+    let backup = r.boolean(LOCAL_BACKUP).unwrap_or(from_local);
+    let dirs = r.list(LOCAL_BACKUP_DIRS).unwrap_or_default();
+    if !backup && !dirs.is_empty() {
+        r.warnings.push(format!(
+            "{LOCAL_BACKUP_DIRS} has no effect: {LOCAL_BACKUP} is false (set it, or \
+             {FROM_LOCAL}, to keep local copies there)"
+        ));
+    }
+    if from_local && !backup {
+        r.warnings.push(format!(
+            "{FROM_LOCAL} has no effect: {LOCAL_BACKUP} is false, so there are no local copies \
+             to restore from"
+        ));
+    }
+    LocalRecoveryConfig {
+        backup,
+        restore_from_local: from_local,
+        dirs,
     }
 }
 

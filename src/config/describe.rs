@@ -103,16 +103,16 @@ impl EngineConfig {
             (INCREMENTAL, flag(c.incremental)),
             (COMPRESSION, flag(c.compression)),
             (CREATE_SUBDIR, flag(c.create_subdir)),
-            (LOCAL_BACKUP, flag(self.local_backup)),
+            (LOCAL_BACKUP, flag(c.local_recovery.backup)),
             (
                 LOCAL_BACKUP_DIRS,
-                (!self.local_backup_dirs.is_empty()).then(|| self.local_backup_dirs.join(";")),
+                (!c.local_recovery.dirs.is_empty()).then(|| c.local_recovery.dirs.join(";")),
             ),
             (STATE_BACKEND, Some(self.state_backend.name().into())),
             (RESTORE_PATH, self.restore.path.clone()),
             (CLAIM_MODE, Some(self.restore.claim_mode.name().into())),
             (IGNORE_UNCLAIMED, flag(self.restore.ignore_unclaimed_state)),
-            (FROM_LOCAL, flag(self.local_recovery)),
+            (FROM_LOCAL, flag(c.local_recovery.restore_from_local)),
             (RESTART_TYPE, Some(restart.name().into())),
             (PARALLELISM, num(self.parallelism)),
             (
@@ -122,6 +122,15 @@ impl EngineConfig {
             (JOB_NAME, self.job_name.clone()),
             (REST_ADDRESS, Some(self.rest.address.clone())),
             (REST_PORT, Some(self.rest.port.to_string())),
+            (S3_ENDPOINT, self.s3.endpoint.clone()),
+            (S3_REGION, self.s3.region.clone()),
+            (S3_ACCESS_KEY, self.s3.access_key.clone()),
+            // Never printed.
+            (
+                S3_SECRET_KEY,
+                self.s3.secret_key.as_ref().map(|_| "******".into()),
+            ),
+            (S3_PATH_STYLE, flag(self.s3.path_style)),
         ];
         match &c.storage {
             StorageConfig::JobManager { .. } => {

@@ -8,12 +8,14 @@
 //! source.
 //!
 //! Local recovery (`execution.state-recovery.from-local`, `execution.checkpointing.local-backup.*`)
-//! and `execution.checkpointing.write-buffer-size` are accepted and validated so Flink files
-//! load, but nothing in Weir uses them yet.
+//! is part of the [`CheckpointConfig`] (`local_recovery`).
+//! `execution.checkpointing.write-buffer-size` is accepted and validated so Flink files load,
+//! but nothing in Weir uses it yet.
 
 use std::collections::BTreeMap;
 use std::fmt;
 
+use crate::checkpoint::storage::s3::S3Settings;
 use crate::checkpoint::CheckpointConfig;
 use crate::restart::RestartStrategy;
 use crate::state::keyed::StateBackendKind;
@@ -109,16 +111,12 @@ pub struct EngineConfig {
     /// `state.backend.type`.
     pub state_backend: StateBackendKind,
     pub restore: RestoreConfig,
-    /// `execution.state-recovery.from-local`. Accepted; not used yet.
-    pub local_recovery: bool,
-    /// `execution.checkpointing.local-backup.enabled` (falls back to `local_recovery`).
-    /// Accepted; not used yet.
-    pub local_backup: bool,
-    /// `execution.checkpointing.local-backup.dirs`. Accepted; not used yet.
-    pub local_backup_dirs: Vec<String>,
     /// `execution.checkpointing.write-buffer-size` in bytes. Accepted; not used yet.
     pub write_buffer_size: u64,
     pub rest: RestConfig,
+    /// `s3.*`: how to reach an S3-compatible store (`s3://` directories); the CLI makes them
+    /// the process's ([`crate::checkpoint::storage::s3::configure`]).
+    pub s3: S3Settings,
     /// `pipeline.name`.
     pub job_name: Option<String>,
     /// Where each explicitly set key came from.
@@ -134,11 +132,9 @@ impl Default for EngineConfig {
             max_parallelism: None,
             state_backend: StateBackendKind::default(),
             restore: RestoreConfig::default(),
-            local_recovery: false,
-            local_backup: false,
-            local_backup_dirs: Vec::new(),
             write_buffer_size: DEFAULT_WRITE_BUFFER_SIZE,
             rest: RestConfig::default(),
+            s3: S3Settings::default(),
             job_name: None,
             origins: Origins::default(),
         }

@@ -53,9 +53,9 @@ pub const INCREMENTAL: &str = "execution.checkpointing.incremental";
 pub const COMPRESSION: &str = "execution.checkpointing.snapshot-compression";
 /// `execution.checkpointing.create-subdir`.
 pub const CREATE_SUBDIR: &str = "execution.checkpointing.create-subdir";
-/// `execution.checkpointing.local-backup.enabled` (accepted, not used yet).
+/// `execution.checkpointing.local-backup.enabled`: keep local copies of checkpoint state.
 pub const LOCAL_BACKUP: &str = "execution.checkpointing.local-backup.enabled";
-/// `execution.checkpointing.local-backup.dirs` (accepted, not used yet).
+/// `execution.checkpointing.local-backup.dirs`: where the local copies go.
 pub const LOCAL_BACKUP_DIRS: &str = "execution.checkpointing.local-backup.dirs";
 /// `state.backend.type`.
 pub const STATE_BACKEND: &str = "state.backend.type";
@@ -65,7 +65,7 @@ pub const RESTORE_PATH: &str = "execution.state-recovery.path";
 pub const CLAIM_MODE: &str = "execution.state-recovery.claim-mode";
 /// `execution.state-recovery.ignore-unclaimed-state` (Flink's allowNonRestoredState).
 pub const IGNORE_UNCLAIMED: &str = "execution.state-recovery.ignore-unclaimed-state";
-/// `execution.state-recovery.from-local` (accepted, not used yet).
+/// `execution.state-recovery.from-local`: failover reads the local copies first.
 pub const FROM_LOCAL: &str = "execution.state-recovery.from-local";
 /// `restart-strategy.type`.
 pub const RESTART_TYPE: &str = "restart-strategy.type";
@@ -95,6 +95,16 @@ pub const JOB_NAME: &str = "pipeline.name";
 pub const REST_ADDRESS: &str = "rest.address";
 /// `rest.port`.
 pub const REST_PORT: &str = "rest.port";
+/// `s3.endpoint`: the S3-compatible store's URL (unset: AWS).
+pub const S3_ENDPOINT: &str = "s3.endpoint";
+/// `s3.region`.
+pub const S3_REGION: &str = "s3.region";
+/// `s3.access-key`.
+pub const S3_ACCESS_KEY: &str = "s3.access-key";
+/// `s3.secret-key` (never printed).
+pub const S3_SECRET_KEY: &str = "s3.secret-key";
+/// `s3.path.style.access`: bucket in the path instead of the host name.
+pub const S3_PATH_STYLE: &str = "s3.path.style.access";
 
 /// The kind of value a key takes; it decides the parser and the "expected" text of errors.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -267,7 +277,13 @@ pub const KEYS: &[KeySpec] = &[
         "false",
         "incremental snapshots where the backend supports them",
     ),
-    entry(COMPRESSION, &[], Bool, "false", "compress snapshot files"),
+    entry(
+        COMPRESSION,
+        &[],
+        Bool,
+        "false",
+        "compress snapshot state (lz4, recorded in each blob's header)",
+    ),
     entry(
         CREATE_SUBDIR,
         &["state.checkpoints.create-subdir"],
@@ -280,14 +296,14 @@ pub const KEYS: &[KeySpec] = &[
         &[],
         Bool,
         "(execution.state-recovery.from-local)",
-        "keep a local copy of keyed state (accepted, not used yet)",
+        "keep a local copy of checkpoint state files for failover",
     ),
     entry(
         LOCAL_BACKUP_DIRS,
         &["taskmanager.state.local.root-dirs"],
         List,
         "(none)",
-        "directories of the local copies (accepted, not used yet)",
+        "directories of the local copies (default: <temp dir>/weir-local-state)",
     ),
     entry(
         STATE_BACKEND,
@@ -322,7 +338,7 @@ pub const KEYS: &[KeySpec] = &[
         &["state.backend.local-recovery"],
         Bool,
         "false",
-        "restore from local copies (accepted, not used yet)",
+        "on failover, restore from the local copies when they match _metadata",
     ),
     entry(
         RESTART_TYPE,
@@ -415,6 +431,41 @@ pub const KEYS: &[KeySpec] = &[
         Integer,
         "8081",
         "port the REST API listens on",
+    ),
+    entry(
+        S3_ENDPOINT,
+        &[],
+        Text,
+        "(AWS; AWS_ENDPOINT_URL)",
+        "URL of the S3-compatible store for s3:// directories",
+    ),
+    entry(
+        S3_REGION,
+        &["s3.endpoint.region"],
+        Text,
+        "(AWS_REGION; us-east-1 with an endpoint)",
+        "region of the S3 store",
+    ),
+    entry(
+        S3_ACCESS_KEY,
+        &["s3.access.key"],
+        Text,
+        "(AWS_ACCESS_KEY_ID)",
+        "S3 access key id",
+    ),
+    entry(
+        S3_SECRET_KEY,
+        &["s3.secret.key"],
+        Text,
+        "(AWS_SECRET_ACCESS_KEY)",
+        "S3 secret access key",
+    ),
+    entry(
+        S3_PATH_STYLE,
+        &[],
+        Bool,
+        "false",
+        "path-style S3 requests (endpoint/bucket/key)",
     ),
 ];
 

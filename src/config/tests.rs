@@ -209,6 +209,9 @@ fn sample(
         RESTORE_PATH => ("/sp/savepoint-1", "/sp/savepoint-1", &[]),
         CLAIM_MODE => ("claim", "CLAIM", &[]),
         RESTART_TYPE => ("fixeddelay", "fixed-delay", &[]),
+        S3_REGION => ("eu-west-1", "eu-west-1", &[]),
+        S3_ACCESS_KEY => ("AKIA", "AKIA", &[]),
+        S3_SECRET_KEY => ("secret", "******", &[]),
         other => panic!("no sample value for `{other}`: add one"),
     }
 }
@@ -237,9 +240,9 @@ fn every_alias_maps_to_its_key() {
         }
     }
     assert_eq!(
-        checked, 18,
-        "the brief's 16 aliases plus state.backend.fs.checkpointdir and \
-         execution.checkpointing.alignment-timeout"
+        checked, 21,
+        "the brief's 16 aliases plus state.backend.fs.checkpointdir, \
+         execution.checkpointing.alignment-timeout and the three s3.* aliases"
     );
 }
 
@@ -428,14 +431,17 @@ fn the_other_settings_map_to_their_fields() {
     assert_eq!(c.rest.port, 9000);
     assert_eq!(c.restore.path.as_deref(), Some("/sp/savepoint-ab12cd-0123"));
     assert!(c.restore.ignore_unclaimed_state);
-    assert!(c.local_recovery);
-    assert!(c.local_backup, "local backup falls back to local recovery");
-    assert_eq!(c.local_backup_dirs, ["/l1", "/l2"]);
+    assert!(c.checkpoint.local_recovery.restore_from_local);
+    assert!(
+        c.checkpoint.local_recovery.backup,
+        "local backup falls back to local recovery"
+    );
+    assert_eq!(c.checkpoint.local_recovery.dirs, ["/l1", "/l2"]);
     assert!(c.checkpoint.compression);
     assert_eq!(c.checkpoint.tolerable_failures, 2);
     assert_eq!(with_d(&[(MAX_PARALLELISM, "-1")]).max_parallelism, None);
     let c = with_d(&[(FROM_LOCAL, "true"), (LOCAL_BACKUP, "false")]);
-    assert!(c.local_recovery && !c.local_backup);
+    assert!(c.checkpoint.local_recovery.restore_from_local && !c.checkpoint.local_recovery.backup);
 }
 
 #[test]
@@ -831,6 +837,7 @@ execution.checkpointing.interval: 30 s
 execution.checkpointing.mode: AT_LEAST_ONCE
 execution.checkpointing.dir: file:///data/chk
 execution.checkpointing.data-inline-threshold: 1 kb
+execution.checkpointing.local-backup.enabled: true
 execution.checkpointing.local-backup.dirs: [/l1, /l2]
 restart-strategy.type: fixed-delay
 restart-strategy.fixed-delay.attempts: 3
@@ -846,6 +853,7 @@ execution:
     dir: file:///data/chk
     data-inline-threshold: 1 kb
     local-backup:
+      enabled: true
       dirs:
         - /l1
         - /l2
@@ -868,6 +876,7 @@ interval = \"30 s\"
 mode = \"AT_LEAST_ONCE\"
 dir = \"file:///data/chk\"
 data-inline-threshold = \"1 kb\"
+local-backup.enabled = true
 local-backup.dirs = [\"/l1\", \"/l2\"]
 
 [restart-strategy]
@@ -901,7 +910,7 @@ fn yaml_flat_yaml_nested_and_toml_give_the_same_result() {
         }
     );
     assert_eq!(first.checkpoint.inline_threshold, 1024);
-    assert_eq!(first.local_backup_dirs, ["/l1", "/l2"]);
+    assert_eq!(first.checkpoint.local_recovery.dirs, ["/l1", "/l2"]);
     assert_eq!(
         first.restart,
         Some(RestartStrategy::FixedDelay {
@@ -995,4 +1004,34 @@ fn the_flat_map_loads_back_to_the_same_configuration() {
         "{warnings:?}"
     );
     assert_eq!(typed(again), typed(config));
+}
+
+#[test]
+fn local_recovery_settings_that_cannot_act_say_so() {
+    let (c, warnings) = ok(load_with(
+        None,
+        None,
+        &[],
+        &[
+            ("state.backend.local-recovery", "true"),
+            ("execution.checkpointing.local-backup.enabled", "false"),
+            ("taskmanager.state.local.root-dirs", "/l1"),
+        ],
+    ));
+    assert!(c.checkpoint.local_recovery.restore_from_local);
+    assert!(!c.checkpoint.local_recovery.backup);
+    assert_eq!(warnings.len(), 2, "{warnings:?}");
+    assert!(warnings
+        .iter()
+        .any(|w| w.starts_with("execution.checkpointing.local-backup.dirs has no effect")));
+    assert!(warnings
+        .iter()
+        .any(|w| w.starts_with("execution.state-recovery.from-local has no effect")));
+    let (c, warnings) = ok(load_with(
+        None,
+        None,
+        &[],
+        &[("state.backend.local-recovery", "true")],
+    ));
+    assert!(c.checkpoint.local_recovery.backup && warnings.is_empty());
 }

@@ -6,7 +6,8 @@
 //! the `Vec` of records, so the record type is the one the job reads on restore); the blob of a
 //! subtask ([`encode_blob`]) is the [`format`] frame (magic [`CHANNEL_STATE_MAGIC`], version,
 //! length, CRC-32) around the list of encoded batches, in the order they were handed out, which
-//! keeps each channel's order. On restore the batches are decoded ([`decode_blob`],
+//! keeps each channel's order (stored compressed, in the `WCMP` frame of [`format`], when
+//! snapshot compression is on). On restore the batches are decoded ([`decode_blob`],
 //! [`decode_batch`]) and processed before any new input.
 
 use serde::de::DeserializeOwned;
@@ -67,14 +68,15 @@ pub fn encode_blob(batches: &[Vec<u8>]) -> Vec<u8> {
 /// [`StateError::Format`] for a damaged frame or an unknown version, [`StateError::Corrupt`]
 /// for an intact frame around something else.
 pub fn decode_blob(operator: &str, bytes: &[u8]) -> Result<Vec<Vec<u8>>, StateError> {
+    let format_error = |source| StateError::Format {
+        what: WHAT,
+        operator: operator.to_string(),
+        source,
+    };
+    // Stored compressed with `snapshot-compression` (the codec is in the header).
+    let bytes = format::decompress(bytes).map_err(format_error)?;
     let (_version, payload) =
-        format::decode(WHAT, CHANNEL_STATE_MAGIC, SUPPORTED, bytes).map_err(|source| {
-            StateError::Format {
-                what: WHAT,
-                operator: operator.to_string(),
-                source,
-            }
-        })?;
+        format::decode(WHAT, CHANNEL_STATE_MAGIC, SUPPORTED, &bytes).map_err(format_error)?;
     let batches: Vec<serde_bytes::ByteBuf> =
         rmp_serde::from_slice(payload).map_err(|e| StateError::Corrupt {
             what: WHAT,
@@ -104,6 +106,13 @@ mod tests {
             .collect();
         assert_eq!(records, vec![vec![1, 2, 3], vec![4]]);
         assert!(decode_blob("op", &encode_blob(&[])).unwrap().is_empty());
+        // Compressed (snapshot compression) reads the same.
+        let blob = encode_blob(&[encode_batch("op", &[7u64; 100]).unwrap()]);
+        let packed = format::compress(format::Codec::Lz4, &blob);
+        assert_eq!(
+            decode_blob("op", &packed).unwrap(),
+            decode_blob("op", &blob).unwrap()
+        );
     }
 
     #[test]

@@ -15,6 +15,9 @@
 //!   and per list state its redistribution mode and its elements, each encoded on its own so
 //!   elements can be redistributed on rescale without knowing their type.
 //!
+//! Either blob may be stored compressed (the `WCMP` frame of [`crate::format`], which names its
+//! codec); decoding accepts both.
+//!
 //! User keys and values are also encoded with field names: state must survive upgrades of the
 //! job (savepoints), and for primitive keys and values the names cost nothing.
 
@@ -430,14 +433,16 @@ fn decode_payload<T: DeserializeOwned>(
     what: &'static str,
     operator: &str,
 ) -> Result<T, StateError> {
+    let format_error = |source| StateError::Format {
+        what,
+        operator: operator.to_string(),
+        source,
+    };
+    // A compressed blob (`execution.checkpointing.snapshot-compression`) carries its codec in
+    // its header; an uncompressed one passes through.
+    let bytes = format::decompress(bytes).map_err(format_error)?;
     let (_version, payload) =
-        format::decode(what, magic, SUPPORTED_VERSIONS, bytes).map_err(|source| {
-            StateError::Format {
-                what,
-                operator: operator.to_string(),
-                source,
-            }
-        })?;
+        format::decode(what, magic, SUPPORTED_VERSIONS, &bytes).map_err(format_error)?;
     rmp_serde::from_slice(payload).map_err(|e| StateError::Corrupt {
         what,
         operator: operator.to_string(),
@@ -482,6 +487,25 @@ mod tests {
                 }],
             }],
         }
+    }
+
+    #[test]
+    fn compressed_blobs_decode_like_uncompressed_ones() {
+        let snap = sample();
+        let blob = snap.encode().unwrap();
+        let packed = format::compress(format::Codec::Lz4, &blob);
+        assert!(format::is_compressed(&packed));
+        assert_eq!(
+            KeyedStateSnapshot::decode(&packed, "counter").unwrap(),
+            snap
+        );
+        // Damage inside the compressed frame is a format error naming the operator.
+        let mut bad = packed.clone();
+        let last = bad.len() - 1;
+        bad[last] ^= 1;
+        let e = KeyedStateSnapshot::decode(&bad, "counter").unwrap_err();
+        assert!(matches!(e, StateError::Format { .. }), "{e}");
+        assert!(e.to_string().contains("counter"), "{e}");
     }
 
     #[test]

@@ -16,6 +16,7 @@ use weir_actors::weir::restart::RestartStrategy;
 use weir_actors::weir::stream::StreamEnvironment;
 
 pub mod process;
+pub mod s3;
 
 /// Record values at which the `inject` operator panics, once each.
 pub type FailPoints = Arc<Mutex<HashSet<u64>>>;

@@ -94,6 +94,9 @@ pub struct CountJob {
     pub batch_size: Option<usize>,
     #[serde(default)]
     pub credits: Option<u32>,
+    /// `execution.checkpointing.snapshot-compression`.
+    #[serde(default)]
+    pub compression: bool,
 }
 
 impl CountJob {
@@ -112,6 +115,7 @@ impl CountJob {
             retain: false,
             batch_size: None,
             credits: None,
+            compression: false,
         }
     }
 
@@ -188,6 +192,7 @@ impl CountJob {
         if self.retain {
             config.externalized_retention = ExternalizedRetention::RetainOnCancellation;
         }
+        config.compression = self.compression;
         config
     }
 

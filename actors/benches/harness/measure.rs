@@ -179,12 +179,14 @@ pub fn checkpoint_cost(
     keys: u64,
     interval_ms: u64,
     wanted: usize,
+    compression: bool,
     dir: &Path,
 ) -> Result<CheckpointCost, String> {
     capture::install();
     let job = CountJob {
         interval_ms,
         retain: true,
+        compression,
         ..CountJob::new(u64::MAX, keys, 1, Checkpointing::ExactlyOnce)
     };
     let totals = Totals::new(u64::MAX);

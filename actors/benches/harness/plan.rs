@@ -75,6 +75,8 @@ pub struct Options {
     pub sections: Sections,
     /// Key counts of the checkpoint-cost and recovery sections.
     pub state_keys: Vec<u64>,
+    /// Snapshot compression in the checkpoint-cost section (`--compression`).
+    pub compression: bool,
     /// Checkpoint interval of every checkpointing configuration.
     pub interval_ms: u64,
     /// Checkpoints measured per run once every key has state.
@@ -113,6 +115,7 @@ impl Options {
             runs: 5,
             sections: Sections::ALL,
             state_keys: vec![10_000, 100_000, 1_000_000, 5_000_000, 10_000_000],
+            compression: false,
             interval_ms: 1000,
             checkpoints_per_size: 3,
             settle_ms: 2000,
@@ -135,6 +138,7 @@ impl Options {
             runs: 1,
             sections: Sections::ALL,
             state_keys: vec![1_000],
+            compression: false,
             interval_ms: 50,
             checkpoints_per_size: 2,
             settle_ms: 200,
@@ -248,6 +252,9 @@ pub enum Task {
         keys: u64,
         interval_ms: u64,
         checkpoints: usize,
+        /// Snapshot compression on.
+        #[serde(default)]
+        compression: bool,
     },
     Recovery {
         keys: u64,
@@ -353,7 +360,8 @@ pub fn run_task(task: &Task, scratch: &Path) -> Result<Outcome, String> {
             keys,
             interval_ms,
             checkpoints,
-        } => measure::checkpoint_cost(*keys, *interval_ms, *checkpoints, scratch)
+            compression,
+        } => measure::checkpoint_cost(*keys, *interval_ms, *checkpoints, *compression, scratch)
             .map(Outcome::CheckpointCost),
         Task::Recovery {
             keys,
@@ -473,6 +481,7 @@ pub fn execute(
                 keys: size.keys,
                 interval_ms: opts.interval_ms,
                 checkpoints: opts.checkpoints_per_size,
+                compression: opts.compression,
             };
             let cost = match exec(&task, &dir)? {
                 Outcome::CheckpointCost(c) => c,

@@ -184,4 +184,7 @@ pub struct CheckpointsArgs {
     /// Print a JSON array instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// The configuration (for the `s3.*` settings of an `s3://` DIR).
+    #[command(flatten)]
+    pub config: ConfigArgs,
 }

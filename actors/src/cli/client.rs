@@ -155,6 +155,7 @@ pub fn list(args: &ClientArgs) -> Result<(), CliError> {
 /// `weir savepoint JOB_ID [DIR] [--type]` and `weir savepoint --dispose PATH`.
 pub fn savepoint(args: &SavepointArgs) -> Result<(), CliError> {
     if let Some(path) = &args.dispose {
+        super::configure_s3(&args.client.config)?;
         return dispose(path);
     }
     let job_id = args

@@ -1,5 +1,5 @@
 //! `weir checkpoints DIR`: what is stored under a checkpoint or savepoint directory, offline —
-//! for each snapshot its id, kind, time, size, operators with their parallelism, and whether it
+//! for each snapshot its id, kind, time, size (stored, and raw when compressed), operators with their parallelism, and whether it
 //! is complete, incomplete (no `_metadata`) or damaged (and why).
 
 use serde_json::{json, Value};
@@ -19,8 +19,9 @@ pub fn format_timestamp(ms: u64) -> String {
 
 /// One listing as JSON: `path`, `id`, `status` (COMPLETE / INCOMPLETE / DAMAGED), and for a
 /// complete one `kind`, `job_id`, `trigger_timestamp`, `completion_timestamp`, `time`,
-/// `state_size`, `unaligned`, `persisted_data` (bytes of in-flight data of an unaligned
-/// checkpoint), `operators` [{uid, name, parallelism, max_parallelism}]; for a damaged one
+/// `state_size` (stored), `raw_state_size` (before compression), `unaligned`, `persisted_data`
+/// (bytes of in-flight data of an unaligned checkpoint), `operators` [{uid, name, parallelism,
+/// max_parallelism}]; for a damaged one
 /// `reason`.
 pub fn listing_json(l: &SnapshotListing) -> Value {
     let mut v = json!({
@@ -46,6 +47,11 @@ pub fn listing_json(l: &SnapshotListing) -> Value {
             o.insert("state_size".into(), json!(md.state_size()));
             o.insert("unaligned".into(), json!(md.unaligned));
             o.insert("persisted_data".into(), json!(md.persisted_data()));
+            // Before compression (`snapshot-compression`); equal to state_size without it.
+            o.insert(
+                "raw_state_size".into(),
+                json!(l.raw_state_size.unwrap_or(md.state_size())),
+            );
             let ops: Vec<Value> = md
                 .operators
                 .iter()
@@ -89,6 +95,17 @@ fn table(listings: &[SnapshotListing]) {
                     .iter()
                     .map(|op| format!("{}({})", op.uid, op.parallelism))
                     .collect();
+                let stored = md.state_size();
+                let raw = l.raw_state_size.unwrap_or(stored);
+                let size = if raw == stored {
+                    super::status::human_size(stored)
+                } else {
+                    format!(
+                        "{} stored ({} raw)",
+                        super::status::human_size(stored),
+                        super::status::human_size(raw)
+                    )
+                };
                 let unaligned = if md.unaligned {
                     format!(
                         "  unaligned ({} in flight)",
@@ -103,7 +120,7 @@ fn table(listings: &[SnapshotListing]) {
                     md.checkpoint_id,
                     md.kind.rest_name(),
                     v["time"].as_str().unwrap_or(""),
-                    super::status::human_size(md.state_size()),
+                    size,
                     unaligned,
                     if ops.is_empty() {
                         "-".to_owned()
@@ -140,6 +157,7 @@ fn table(listings: &[SnapshotListing]) {
 /// # Errors
 /// A directory that does not exist or is not one (usage, exit 2); a storage error (exit 1).
 pub fn checkpoints(args: &CheckpointsArgs) -> Result<(), CliError> {
+    super::configure_s3(&args.config)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -150,6 +168,7 @@ pub fn checkpoints(args: &CheckpointsArgs) -> Result<(), CliError> {
             StorageError::DirectoryNotFound { .. }
             | StorageError::NotADirectory { .. }
             | StorageError::UnsupportedScheme { .. }
+            | StorageError::S3Config { .. }
             | StorageError::InvalidLocation { .. } => CliError::Usage(e.to_string()),
             other => CliError::Failed(other.to_string()),
         })?;

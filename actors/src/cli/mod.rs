@@ -46,6 +46,18 @@ pub fn overrides(defines: &[String]) -> Result<Vec<(String, String)>, CliError> 
         .collect()
 }
 
+/// Makes the `s3.*` settings of the configuration (`--config`, `config/weir.yaml`, `WEIR_*`,
+/// `-D`) the process's, for commands that open `s3://` locations without running a job.
+///
+/// # Errors
+/// A bad configuration (usage error).
+pub fn configure_s3(config: &args::ConfigArgs) -> Result<(), CliError> {
+    let (engine, _) =
+        weir::config::load_from_env(config.config.as_deref(), None, &overrides(&config.define)?)?;
+    weir::checkpoint::storage::s3::configure(engine.s3);
+    Ok(())
+}
+
 /// Logs (`tracing`) go to stderr, `warn` and above unless `RUST_LOG` says otherwise, so stdout
 /// carries only the CLI's own lines; no colour codes unless stderr is a terminal.
 fn init_logging() {

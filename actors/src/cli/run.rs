@@ -66,6 +66,8 @@ pub fn run(args: &RunArgs, registry: &Registry) -> Result<u8, CliError> {
     for warning in &job.warnings {
         eprintln!("warning: {warning}");
     }
+    // `s3://` checkpoint, savepoint and restore locations use the job's `s3.*` settings.
+    weir::checkpoint::storage::s3::configure(job.config.s3.clone());
     let system = actix::System::new();
     if job.config.restore.path.as_deref() == Some(LATEST) {
         job.config.restore.path = system.block_on(latest_snapshot(&job))?;

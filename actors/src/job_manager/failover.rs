@@ -131,6 +131,8 @@ impl JobManager {
             if let Some(sweep) = sweep {
                 sweep.await;
             }
+            // Local recovery's copies serve failovers of this job only.
+            storage.discard_local_copies().await;
         };
         ctx.wait(fut.into_actor(self).map(move |_, act, ctx| {
             act.set_status(status);

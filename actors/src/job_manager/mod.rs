@@ -232,7 +232,16 @@ impl JobManager {
             Err(e) => match e.cause() {
                 FailureCause::DamagedState => act.on_damaged_state(e.to_string(), ctx),
                 FailureCause::Recoverable => {
-                    act.on_failure(format!("reading restored state failed: {e}"), ctx)
+                    let reason = format!("reading restored state failed: {e}");
+                    if act.state.status == JobStatus::Restarting {
+                        // A restart's own restore failed (a store unreachable for a moment):
+                        // `on_failure` ignores failures while restarting, so go round again
+                        // through the restart strategy here.
+                        warn!(job_id = %act.job_id, attempt = act.attempt, %reason, "job failure");
+                        act.restart_or_give_up(reason, ctx, Self::deploy)
+                    } else {
+                        act.on_failure(reason, ctx)
+                    }
                 }
             },
         }));

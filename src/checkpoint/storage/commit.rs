@@ -1,7 +1,9 @@
 //! The commit protocol: a snapshot's state first, its `_metadata` last, never overwritten.
 //!
-//! [`CheckpointStorage::write_state`] stores each blob of state inline in `_metadata` when it is
-//! small (`InlinePolicy`), else as a file of the snapshot's directory under a fresh unique name
+//! [`CheckpointStorage::write_state`] compresses each blob of state when the job asks for it
+//! (`snapshot-compression`, see [`crate::format::compress`]; sizes and checksums in `_metadata`
+//! are of the stored bytes), then stores it inline in `_metadata` when it is small
+//! (`InlinePolicy`), else as a file of the snapshot's directory under a fresh unique name
 //! ([`paths::state_file_name`]). [`CheckpointStorage::write_metadata`] commits the snapshot once
 //! all its state is written: `_metadata` is the marker of a complete snapshot. Where the
 //! service can rename (fs), `_metadata` is written to a temporary file that is renamed into
@@ -15,6 +17,32 @@ use super::error::StorageError;
 use super::location::{CheckpointStorage, SnapshotLocation};
 use crate::checkpoint::metadata::{CheckpointMetadata, StateHandle};
 use crate::checkpoint::paths;
+use crate::format::{self, Codec};
+
+/// Blobs at least this large are compressed on tokio's blocking pool, not on the calling task.
+const COMPRESS_OFF_TASK: usize = 64 * 1024;
+
+/// `blob` compressed with `codec` (see [`crate::format::compress`]), or unchanged when
+/// compression would not make it smaller (its header then simply says it is uncompressed).
+async fn compress_state(codec: Codec, blob: Vec<u8>) -> Vec<u8> {
+    fn smaller(codec: Codec, blob: Vec<u8>) -> Vec<u8> {
+        let packed = format::compress(codec, &blob);
+        if packed.len() < blob.len() {
+            packed
+        } else {
+            blob
+        }
+    }
+    if blob.len() < COMPRESS_OFF_TASK {
+        return smaller(codec, blob);
+    }
+    let len = blob.len();
+    match tokio::task::spawn_blocking(move || smaller(codec, blob)).await {
+        Ok(bytes) => bytes,
+        // Only a panic in the codec gets here; resume it rather than store something else.
+        Err(e) => panic!("compressing a {len}-byte state blob failed: {e}"),
+    }
+}
 
 /// How state blobs are stored.
 #[derive(Clone, Copy, Debug)]
@@ -26,7 +54,8 @@ pub(super) enum InlinePolicy {
 }
 
 impl CheckpointStorage {
-    /// Stores one blob of state for the snapshot at `loc` and returns its handle: inline when
+    /// Stores one blob of state for the snapshot at `loc` and returns its handle, compressed
+    /// first when the storage compresses (`snapshot-compression`): inline when
     /// smaller than the inline threshold (always, for jobmanager storage), else a new file in
     /// `loc` named after `name_hint` (see [`paths::state_hint`], e.g. `count-1-keyed`).
     ///
@@ -45,6 +74,10 @@ impl CheckpointStorage {
         name_hint: &str,
         bytes: Vec<u8>,
     ) -> Result<StateHandle, StorageError> {
+        let bytes = match self.inner.compression {
+            Some(codec) => compress_state(codec, bytes).await,
+            None => bytes,
+        };
         let size = bytes.len() as u64;
         match self.inner.policy {
             InlinePolicy::AlwaysInline { max_state_size } if size > max_state_size => {
@@ -62,13 +95,18 @@ impl CheckpointStorage {
                 let name = paths::state_file_name(name_hint);
                 let key = paths::join(&loc.dir, &name);
                 let crc32 = crc32fast::hash(&bytes);
+                // Cheap to clone: the local copy shares the bytes.
+                let buffer = opendal::Buffer::from(bytes);
                 loc.backend
                     .op
-                    .write_with(&key, bytes)
+                    .write_with(&key, buffer.clone())
                     .if_not_exists(true)
                     .await
                     .map_err(|source| loc.io("write state file", &key, source))?;
                 loc.verify_size(&key, size).await?;
+                if let (Some(local), Some(id)) = (&loc.local, loc.checkpoint_id()) {
+                    local.write(id, &name, &buffer.to_bytes()).await;
+                }
                 Ok(StateHandle::File {
                     path: name,
                     size,
@@ -189,6 +227,57 @@ impl SnapshotLocation {
             });
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod compression_tests {
+    use super::*;
+    use crate::checkpoint::storage::list_snapshots;
+    use crate::checkpoint::storage::test_support::*;
+
+    #[tokio::test]
+    async fn compressed_state_is_stored_with_its_codec_and_listed_with_both_sizes() {
+        for root in [memory_root(), tmp().1] {
+            let config = CheckpointConfig {
+                compression: true,
+                ..fs_config(&root, 256)
+            };
+            let storage = CheckpointStorage::new(&config, job()).unwrap();
+            // A big blob (compressed off the task), a small one (inline), and one that
+            // compression would only make larger (stored as it is).
+            let big = format::encode(*b"WKST", 1, &[7u8; 200_000]);
+            let small = format::encode(*b"WKST", 1, &[1u8; 900]);
+            let mut x = 0x9E37_79B9_7F4A_7C15u64;
+            let noise: Vec<u8> = (0..5000)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    x as u8
+                })
+                .collect();
+            let (md, path) = checkpoint(&storage, 1, &[&big, &small, &noise]).await;
+            let handles: Vec<&StateHandle> = md.handles().map(|(_, _, h)| h).collect();
+            assert!(matches!(handles[0], StateHandle::File { size, .. } if *size < 10_000));
+            assert!(matches!(handles[1], StateHandle::Inline(b) if b.len() < 100));
+            let (loc, loaded) = crate::checkpoint::storage::load_snapshot(&path)
+                .await
+                .unwrap();
+            let stored = read_all(&loc, &loaded).await;
+            assert!(format::is_compressed(&stored[0]) && format::is_compressed(&stored[1]));
+            assert_eq!(
+                stored[2], noise,
+                "incompressible state is stored uncompressed"
+            );
+            assert_eq!(&*format::decompress(&stored[0]).unwrap(), &big[..]);
+            assert_eq!(&*format::decompress(&stored[1]).unwrap(), &small[..]);
+
+            let listed = list_snapshots(&path).await.unwrap();
+            let raw = (big.len() + small.len() + noise.len()) as u64;
+            assert_eq!(listed[0].raw_state_size, Some(raw), "{root}");
+            assert!(loaded.state_size() < raw / 10);
+        }
     }
 }
 

@@ -33,6 +33,9 @@ impl CheckpointStorage {
             .await
             .map_err(|source| loc.io("delete", &key, source))?;
         loc.delete_dir().await?;
+        if let Some(local) = &self.inner.local {
+            local.discard(id).await;
+        }
         tracing::debug!(path = %loc.external_path(), "checkpoint discarded");
         Ok(())
     }
@@ -52,8 +55,18 @@ impl CheckpointStorage {
             });
         }
         loc.delete_dir().await?;
+        if let (Some(local), Some(id)) = (&loc.local, loc.checkpoint_id()) {
+            local.discard(id).await;
+        }
         tracing::debug!(path = %loc.external_path(), "incomplete snapshot discarded");
         Ok(())
+    }
+
+    /// Deletes every local copy of this job's checkpoints (local recovery), at job end.
+    pub async fn discard_local_copies(&self) {
+        if let Some(local) = &self.inner.local {
+            local.discard_all().await;
+        }
     }
 }
 

@@ -12,12 +12,19 @@ use crate::ids::CheckpointId;
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
     #[error(
-        "unsupported storage scheme `{scheme}` in `{uri}`: use a plain path, a `file://` URI or \
-         `memory://` (this build includes no other storage services)"
+        "unsupported storage scheme `{scheme}` in `{uri}`: use a plain path, a `file://` URI, \
+         `s3://` or `memory://` (this build includes no other storage services)"
     )]
     UnsupportedScheme { uri: String, scheme: String },
     #[error("invalid storage location `{uri}`: {reason}")]
     InvalidLocation { uri: String, reason: &'static str },
+    /// The S3 settings cannot reach `uri`; `key` is the setting to fix.
+    #[error("cannot use `{uri}`: {reason} (setting `{key}`)")]
+    S3Config {
+        uri: String,
+        key: &'static str,
+        reason: &'static str,
+    },
     #[error("cannot open storage for `{uri}`: {source}")]
     Open {
         uri: String,

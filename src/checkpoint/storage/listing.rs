@@ -17,6 +17,7 @@ use super::location::{resolve, BackendKind, SnapshotLocation};
 use super::read::StateReadError;
 use crate::checkpoint::metadata::{CheckpointMetadata, StateHandle};
 use crate::checkpoint::paths;
+use crate::format;
 use crate::ids::CheckpointId;
 
 /// One snapshot directory found by [`list_snapshots`].
@@ -27,6 +28,9 @@ pub struct SnapshotListing {
     /// `Some(n)` for a `chk-<n>` directory, `None` for a savepoint directory.
     pub checkpoint_id: Option<CheckpointId>,
     pub status: SnapshotStatus,
+    /// For a complete snapshot, the size of its state before compression (read from each
+    /// compressed blob's header; equal to the stored size when nothing is compressed).
+    pub raw_state_size: Option<u64>,
 }
 
 /// What a snapshot directory holds.
@@ -54,6 +58,7 @@ pub async fn list_snapshots(dir: &str) -> Result<Vec<SnapshotListing>, StorageEr
     let here = SnapshotLocation {
         backend: backend.clone(),
         dir: key.clone(),
+        local: None,
     };
     let name = paths::file_name(&key);
     if paths::parse_checkpoint_dir_name(name).is_some() || paths::is_savepoint_dir_name(name) {
@@ -101,6 +106,7 @@ pub async fn list_snapshots(dir: &str) -> Result<Vec<SnapshotListing>, StorageEr
         let loc = SnapshotLocation {
             backend: backend.clone(),
             dir: paths::join(&key, &rel),
+            local: None,
         };
         out.push(inspect(loc).await?);
     }
@@ -132,10 +138,14 @@ fn snapshot_dir_of(rel: &str) -> Option<String> {
 }
 
 async fn inspect(loc: SnapshotLocation) -> Result<SnapshotListing, StorageError> {
+    let mut raw_state_size = None;
     let status = match loc.read_metadata().await {
         Ok(md) => match loc.check_files(&md).await? {
-            None => SnapshotStatus::Complete(Box::new(md)),
-            Some(reason) => SnapshotStatus::Damaged(reason),
+            Ok(raw) => {
+                raw_state_size = Some(raw);
+                SnapshotStatus::Complete(Box::new(md))
+            }
+            Err(reason) => SnapshotStatus::Damaged(reason),
         },
         Err(StorageError::MetadataNotFound { .. }) => SnapshotStatus::Incomplete,
         Err(StorageError::Metadata(e)) => SnapshotStatus::Damaged(e.to_string()),
@@ -145,29 +155,36 @@ async fn inspect(loc: SnapshotLocation) -> Result<SnapshotListing, StorageError>
         path: loc.external_path(),
         checkpoint_id: loc.checkpoint_id(),
         status,
+        raw_state_size,
     })
 }
 
 impl SnapshotLocation {
     /// Checks that every state file `md` references exists with the recorded size (not the
-    /// checksum: that would read all state). `Some(reason)` for the first that does not.
-    async fn check_files(&self, md: &CheckpointMetadata) -> Result<Option<String>, StorageError> {
+    /// checksum: that would read all state), and adds up the raw (uncompressed) size of all
+    /// state from the blobs' headers. `Err(reason)` for the first file that does not check.
+    async fn check_files(
+        &self,
+        md: &CheckpointMetadata,
+    ) -> Result<Result<u64, String>, StorageError> {
+        let mut raw_total = 0u64;
         for (_, _, handle) in md.handles() {
-            let StateHandle::File {
-                path: name, size, ..
-            } = handle
-            else {
-                continue;
+            let (name, size) = match handle {
+                StateHandle::Inline(bytes) => {
+                    raw_total += raw_size(bytes, bytes.len() as u64);
+                    continue;
+                }
+                StateHandle::File { path, size, .. } => (path, size),
             };
             let key = match self.state_key(name) {
                 Ok(key) => key,
-                Err(e) => return Ok(Some(e.to_string())),
+                Err(e) => return Ok(Err(e.to_string())),
             };
             let path = self.backend.external(&key);
             let actual = match self.backend.op.stat(&key).await {
                 Ok(meta) => meta.content_length(),
                 Err(e) if e.kind() == ErrorKind::NotFound => {
-                    return Ok(Some(StateReadError::Missing { path }.to_string()))
+                    return Ok(Err(StateReadError::Missing { path }.to_string()))
                 }
                 Err(source) => return Err(self.io("inspect", &key, source)),
             };
@@ -177,10 +194,30 @@ impl SnapshotLocation {
                     expected: *size,
                     actual,
                 };
-                return Ok(Some(e.to_string()));
+                return Ok(Err(e.to_string()));
             }
+            let header_len = (format::COMPRESSED_HEADER_LEN as u64).min(actual);
+            let header = self
+                .backend
+                .op
+                .read_with(&key)
+                .range(0..header_len)
+                .await
+                .map_err(|source| self.io("inspect", &key, source))?
+                .to_vec();
+            raw_total += raw_size(&header, actual);
         }
-        Ok(None)
+        Ok(Ok(raw_total))
+    }
+}
+
+/// The raw size of a stored blob of `stored` bytes that starts with `header`: the size its
+/// compressed header records, else `stored` (uncompressed, or a header this build cannot read,
+/// which a restore reports).
+fn raw_size(header: &[u8], stored: u64) -> u64 {
+    match format::compressed_info(header) {
+        Ok(Some((_, raw))) => raw,
+        _ => stored,
     }
 }
 

@@ -7,7 +7,8 @@
 //! - [`SnapshotLocation`]: one snapshot directory, as a backend and a key inside it; what a
 //!   snapshot is written to ([`super::commit`]) and read from ([`super::read`]).
 //!
-//! A location string is a plain path, a `file://` URI or `memory://<name>/<path>`; `resolve`
+//! A location string is a plain path, a `file://` URI, `s3://<bucket>/<path>` (an S3-compatible
+//! object store, see [`super::s3`]) or `memory://<name>/<path>`; `resolve`
 //! turns it into a backend (an opendal operator, shared within the process) and a key. Memory
 //! stores are shared per `<name>`, so a test can write through one [`CheckpointStorage`] and
 //! load through the same URI. Jobmanager storage is the memory store
@@ -29,6 +30,8 @@ use opendal::Operator;
 use super::commit::InlinePolicy;
 use super::error::StorageError;
 use super::faults;
+use super::local::LocalCopies;
+use super::s3;
 use crate::checkpoint::options::{CheckpointConfig, StorageConfig};
 use crate::checkpoint::paths::{self, CheckpointPaths};
 use crate::ids::{CheckpointId, JobId};
@@ -46,6 +49,8 @@ pub(super) enum BackendKind {
     Fs { root: String },
     /// The process-wide memory store `<name>`: `memory://<name>/<key>`.
     Memory { name: String },
+    /// An S3 bucket: `s3://<bucket>/<key>` (see [`super::s3`]).
+    S3 { bucket: String },
 }
 
 impl Backend {
@@ -54,6 +59,7 @@ impl Backend {
         match &self.kind {
             BackendKind::Fs { root } => format!("{root}{key}"),
             BackendKind::Memory { name } => format!("memory://{name}/{key}"),
+            BackendKind::S3 { bucket } => format!("s3://{bucket}/{key}"),
         }
     }
 
@@ -63,6 +69,7 @@ impl Backend {
         match &self.kind {
             BackendKind::Fs { root } => Self::fs_id(root),
             BackendKind::Memory { name } => Self::memory_id(name),
+            BackendKind::S3 { bucket } => format!("s3:{bucket}"),
         }
     }
 
@@ -86,6 +93,22 @@ impl Backend {
         Ok(Self {
             op,
             kind: BackendKind::Fs { root },
+        })
+    }
+
+    /// The operator of S3 bucket `bucket` with the process's S3 settings ([`s3::current`]).
+    fn s3(bucket: &str, uri: &str) -> Result<Self, StorageError> {
+        let settings = s3::current().checked(uri)?;
+        let op = shared_operator(&settings.store_key(bucket), || settings.operator(bucket))
+            .map_err(|source| StorageError::Open {
+                uri: uri.to_string(),
+                source: Box::new(source),
+            })?;
+        Ok(Self {
+            op,
+            kind: BackendKind::S3 {
+                bucket: bucket.to_string(),
+            },
         })
     }
 
@@ -166,6 +189,11 @@ pub(super) fn resolve_raw(uri: &str) -> Result<(Backend, String), StorageError> 
                     let (name, path) = rest.split_once('/').unwrap_or((rest, ""));
                     Ok((Backend::memory(name, uri)?, paths::normalize(path)))
                 }
+                // Flink's names for its S3 file systems all mean S3 here.
+                "s3" | "s3a" | "s3p" => {
+                    let (bucket, path) = s3::split(uri, rest)?;
+                    Ok((Backend::s3(&bucket, uri)?, paths::normalize(&path)))
+                }
                 _ => Err(StorageError::UnsupportedScheme {
                     uri: uri.to_string(),
                     scheme: scheme.to_string(),
@@ -207,7 +235,11 @@ pub(super) fn resolve_snapshot(path: &str) -> Result<SnapshotLocation, StorageEr
     } else {
         key
     };
-    Ok(SnapshotLocation { backend, dir })
+    Ok(SnapshotLocation {
+        backend,
+        dir,
+        local: None,
+    })
 }
 
 /// One job's checkpoint storage. Cheap to clone: all clones share one store.
@@ -223,6 +255,10 @@ pub(super) struct Inner {
     pub(super) paths: CheckpointPaths,
     pub(super) policy: InlinePolicy,
     pub(super) savepoint_dir: Option<String>,
+    /// The codec state blobs are compressed with, if any (`snapshot-compression`).
+    pub(super) compression: Option<crate::format::Codec>,
+    /// Local copies of checkpoint state (local recovery), if enabled.
+    pub(super) local: Option<LocalCopies>,
 }
 
 /// One snapshot's directory: a `chk-<n>` or a savepoint directory. Cheap to clone.
@@ -231,6 +267,9 @@ pub struct SnapshotLocation {
     pub(super) backend: Backend,
     /// The directory, as a key of `backend`.
     pub(super) dir: String,
+    /// The job's local copies, for a checkpoint of a job with local recovery
+    /// ([`super::local`]); `None` for savepoints and for snapshots opened from a path.
+    pub(super) local: Option<LocalCopies>,
 }
 
 impl CheckpointStorage {
@@ -277,6 +316,8 @@ impl CheckpointStorage {
                 paths: CheckpointPaths::new(&root, job_id, config.create_subdir),
                 policy,
                 savepoint_dir: config.savepoint_dir.clone(),
+                compression: config.compression.then_some(crate::format::Codec::Lz4),
+                local: LocalCopies::new(&config.local_recovery, job_id),
             }),
         })
     }
@@ -291,6 +332,7 @@ impl CheckpointStorage {
         SnapshotLocation {
             backend: self.inner.backend.clone(),
             dir: self.inner.paths.checkpoint_dir(id),
+            local: self.inner.local.clone(),
         }
     }
 
@@ -313,6 +355,7 @@ impl CheckpointStorage {
         Ok(SnapshotLocation {
             dir: paths::join(&root, &paths::savepoint_dir_name(self.inner.job_id)),
             backend,
+            local: None,
         })
     }
 }
@@ -423,7 +466,7 @@ mod tests {
 
     #[test]
     fn unknown_scheme_is_an_error_naming_it() {
-        for (dir, scheme) in [("s3://bucket/cp", "s3"), ("hdfs://nn:8020/cp", "hdfs")] {
+        for (dir, scheme) in [("abfs://c@a/cp", "abfs"), ("hdfs://nn:8020/cp", "hdfs")] {
             let e = CheckpointStorage::new(&fs_config(dir, 4), job()).unwrap_err();
             assert!(matches!(e, StorageError::UnsupportedScheme { .. }), "{e}");
             let msg = e.to_string();

@@ -1,7 +1,7 @@
 //! Writing and reading checkpoint state and `_metadata` through opendal.
 //!
-//! - [`location`]: from a configured directory or URI (a plain path, `file://` or `memory://`)
-//!   to an opendal operator; one job's [`CheckpointStorage`], and the [`SnapshotLocation`] of
+//! - [`location`]: from a configured directory or URI (a plain path, `file://`, `s3://` or
+//!   `memory://`) to an opendal operator; one job's [`CheckpointStorage`], and the [`SnapshotLocation`] of
 //!   each checkpoint (`chk-<n>`) or savepoint (`savepoint-<job>-<random>`).
 //! - [`commit`]: the commit protocol: state blobs inline or as files
 //!   ([`CheckpointStorage::write_state`]), then `_metadata`, written last and never overwritten
@@ -13,6 +13,10 @@
 //!   [`SnapshotLocation::read_state`] reads a state handle back, checking its size and CRC-32
 //!   ([`StateReadError`]).
 //! - [`listing`]: offline inspection of a directory ([`list_snapshots`], `weir checkpoints DIR`).
+//! - [`s3`]: S3-compatible object stores: the process's [`s3::S3Settings`] (Flink's `s3.*` keys
+//!   and the AWS environment variables), checked with errors naming the key; retries.
+//! - [`local`]: local recovery: a local copy of each checkpoint state file, written with the
+//!   remote one, read first on failover when its size and CRC-32 match `_metadata`.
 //! - [`error`]: [`StorageError`], which names the location every failure is about.
 //! - [`faults`]: a testing tool: an opendal layer injecting write, read and delete errors, torn
 //!   writes, latency and a full disk, attached to the storage of a directory by
@@ -29,8 +33,10 @@ pub mod discard;
 pub mod error;
 pub mod faults;
 pub mod listing;
+pub mod local;
 pub mod location;
 pub mod read;
+pub mod s3;
 
 #[cfg(test)]
 mod test_support;

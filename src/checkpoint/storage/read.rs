@@ -10,6 +10,7 @@
 use opendal::ErrorKind;
 
 use super::error::StorageError;
+use super::local::LocalMiss;
 use super::location::{resolve_snapshot, SnapshotLocation};
 use crate::checkpoint::metadata::{CheckpointMetadata, StateHandle};
 use crate::checkpoint::paths;
@@ -95,6 +96,20 @@ impl SnapshotLocation {
         };
         let key = self.state_key(name)?;
         let path = self.backend.external(&key);
+        if let (Some(local), Some(id)) = (&self.local, self.checkpoint_id()) {
+            if local.reads() {
+                match local.read(id, name, size, crc32).await {
+                    Ok(bytes) => return Ok(bytes),
+                    Err(LocalMiss::Missing) => {
+                        tracing::info!(checkpoint_id = id.0, %path, "no local copy of a state file; reading the remote one");
+                    }
+                    Err(LocalMiss::Damaged(why)) => {
+                        tracing::warn!(checkpoint_id = id.0, %path, local = %local.path(id, name).display(), why,
+                            "the local copy of a state file does not match `_metadata`; reading the remote one");
+                    }
+                }
+            }
+        }
         let bytes = match self.backend.op.read(&key).await {
             Ok(b) => b.to_vec(),
             Err(e) if e.kind() == ErrorKind::NotFound => {
