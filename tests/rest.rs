@@ -3,36 +3,15 @@
 //! disposal triggers, cancel, and 4xx JSON errors for malformed requests; `/metrics` on a running
 //! job (every family, labelled by job, operator and subtask) and the dashboard's assets.
 
-use std::net::SocketAddr;
+mod common;
+
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use common::served::{self, call, get, poll, Served};
 use serde_json::{json, Value};
-use weir_actors::cli::http::{request, Response};
-use weir_actors::rest::{RestServer, RestState};
-use weir_actors::weir::config::TextFormat;
+use weir_actors::cli::http::Response;
 use weir_actors::weir::ids::JobId;
-use weir_actors::weir::jobfile::{build, engine_config, JobSpec, LoadOptions, Registry};
-use weir_actors::{submit, JobOptions};
-
-/// A running job served over REST from a thread of its own; dropped, the thread ends.
-struct Served {
-    addr: String,
-    job: JobId,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
 
 /// numbers (rate-limited) → count keyed by the number → discard, parallelism 2; checkpoints
 /// every 50 ms to `dir`.
@@ -58,64 +37,7 @@ pipeline:
 "#,
         dir = dir.display()
     );
-    let spec = JobSpec::parse(&text, TextFormat::Yaml, "rest-test.yaml").unwrap();
-    // Keep every checkpoint (num-retained), so a path seen in the statistics is still on disk.
-    let base = dir.join("weir.yaml");
-    std::fs::write(&base, "{}\n").unwrap();
-    let options = LoadOptions {
-        base_config: Some(base),
-        ..LoadOptions::default()
-    };
-    let (config, _) = engine_config(&spec, &options).unwrap();
-    let job = build(&spec, &Registry::new(), &config).unwrap();
-    let (tx, rx) = std::sync::mpsc::channel::<(SocketAddr, JobId)>();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let thread = std::thread::spawn(move || {
-        actix::System::new().block_on(async move {
-            let state = RestState::default();
-            let server = RestServer::start(state.clone(), "127.0.0.1", 0).unwrap();
-            let graph = job.graph;
-            let handle = submit(graph.clone(), JobOptions::default()).unwrap();
-            state.jobs.register(&handle, &graph);
-            tx.send((server.local_addr(), handle.job_id)).unwrap();
-            let _ = stop_rx.await;
-            handle.cancel().await;
-            server.stop().await;
-        });
-    });
-    let (addr, job) = rx.recv_timeout(Duration::from_secs(30)).unwrap();
-    Served {
-        addr: addr.to_string(),
-        job,
-        stop: Some(stop_tx),
-        thread: Some(thread),
-    }
-}
-
-fn call(s: &Served, method: &str, path: &str, body: Option<Value>) -> Response {
-    request(&s.addr, method, path, body.as_ref()).unwrap()
-}
-
-fn get(s: &Served, path: &str) -> Value {
-    let r = call(s, "GET", path, None);
-    assert_eq!(r.status, 200, "GET {path}: {:?}", r.body);
-    r.body
-}
-
-/// Polls `path` until `done` holds for its body (bounded).
-fn poll(s: &Served, path: &str, done: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let body = get(s, path);
-        if done(&body) {
-            return body;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "GET {path} never got there: {body}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    served::serve(dir, "rest-test.yaml", &text)
 }
 
 fn keys(v: &Value) -> Vec<&str> {

@@ -17,6 +17,7 @@ use weir_actors::weir::stream::StreamEnvironment;
 
 pub mod process;
 pub mod s3;
+pub mod served;
 
 /// Record values at which the `inject` operator panics, once each.
 pub type FailPoints = Arc<Mutex<HashSet<u64>>>;

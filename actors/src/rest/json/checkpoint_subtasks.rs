@@ -5,7 +5,7 @@
 use serde_json::{json, Value};
 use weir::checkpoint::stats::{CheckpointStatsEntry, SubtaskCheckpointStats};
 
-use super::checkpoints::{checkpoint_status, summary_of};
+use super::checkpoints::{summary_of, task_statistics};
 use crate::rest::jobs::RegisteredJob;
 
 /// `GET /jobs/:id/checkpoints/details/:cid/subtasks/:vid`: Flink's
@@ -36,8 +36,6 @@ pub fn task_checkpoint_details(
         acks.iter().map(|a| f(a)).collect()
     };
     let zeros = vec![0; acks.len()];
-    let latest_ack = acks.iter().map(|a| a.ack_timestamp_ms).max();
-    let size: u64 = acks.iter().map(|a| a.state_size).sum();
     let subtasks: Vec<Value> = (0..vertex.parallelism)
         .map(|i| match acks.iter().find(|a| a.task.subtask == i) {
             Some(a) => json!({
@@ -61,19 +59,11 @@ pub fn task_checkpoint_details(
             None => json!({"index": i, "status": "pending_or_failed"}),
         })
         .collect();
-    Some(json!({
-        "id": entry.id.0,
-        "status": checkpoint_status(entry.status),
-        "latest_ack_timestamp": latest_ack.map_or(-1, |t| t as i64),
-        "checkpointed_size": size,
-        "state_size": size,
-        "end_to_end_duration": latest_ack.map_or(-1, |t| t.saturating_sub(entry.trigger_timestamp_ms) as i64),
-        "alignment_buffered": 0,
-        "processed_data": 0,
-        "persisted_data": acks.iter().map(|a| a.persisted_data).sum::<u64>(),
-        "num_subtasks": vertex.parallelism,
-        "num_acknowledged_subtasks": acks.len(),
-        "summary": {
+    let mut v = task_statistics(entry, json!(entry.id.0), vertex.parallelism, &acks);
+    let o = v.as_object_mut().expect("an object");
+    o.insert(
+        "summary".into(),
+        json!({
             "checkpointed_size": summary_of(&of(&|a| a.state_size)),
             "state_size": summary_of(&of(&|a| a.state_size)),
             "end_to_end_duration": summary_of(&of(&e2e)),
@@ -88,7 +78,8 @@ pub fn task_checkpoint_details(
                 "duration": summary_of(&of(&|a| ms(a.alignment_duration_micros))),
             },
             "start_delay": summary_of(&zeros),
-        },
-        "subtasks": subtasks,
-    }))
+        }),
+    );
+    o.insert("subtasks".into(), json!(subtasks));
+    Some(v)
 }

@@ -70,23 +70,9 @@ pub fn checkpoint_entry(entry: &CheckpointStatsEntry, job: &RegisteredJob) -> Va
         let acks = per_vertex
             .get(&(index as u32))
             .map_or(&[][..], Vec::as_slice);
-        let latest_ack = acks.iter().map(|a| a.ack_timestamp_ms).max();
-        let size: u64 = acks.iter().map(|a| a.state_size).sum();
         tasks.insert(
             vertex.uid.clone(),
-            json!({
-                "id": vertex.uid,
-                "status": checkpoint_status(entry.status),
-                "latest_ack_timestamp": latest_ack.map_or(-1, |t| t as i64),
-                "checkpointed_size": size,
-                "state_size": size,
-                "end_to_end_duration": latest_ack.map_or(-1, |t| t.saturating_sub(entry.trigger_timestamp_ms) as i64),
-                "alignment_buffered": 0,
-                "processed_data": 0,
-                "persisted_data": acks.iter().map(|a| a.persisted_data).sum::<u64>(),
-                "num_subtasks": vertex.parallelism,
-                "num_acknowledged_subtasks": acks.len(),
-            }),
+            task_statistics(entry, json!(vertex.uid), vertex.parallelism, acks),
         );
     }
     let mut v = json!({
@@ -124,6 +110,32 @@ pub fn checkpoint_entry(entry: &CheckpointStatsEntry, job: &RegisteredJob) -> Va
         CheckpointStatus::InProgress => {}
     }
     v
+}
+
+/// Flink's `TaskCheckpointStatistics` of one vertex in `entry` (named `id`), from the
+/// acknowledgements `acks` of its subtasks.
+pub fn task_statistics<S: std::borrow::Borrow<SubtaskCheckpointStats>>(
+    entry: &CheckpointStatsEntry,
+    id: Value,
+    parallelism: u32,
+    acks: &[S],
+) -> Value {
+    let acks = || acks.iter().map(|a| a.borrow());
+    let latest_ack = acks().map(|a| a.ack_timestamp_ms).max();
+    let size: u64 = acks().map(|a| a.state_size).sum();
+    json!({
+        "id": id,
+        "status": checkpoint_status(entry.status),
+        "latest_ack_timestamp": latest_ack.map_or(-1, |t| t as i64),
+        "checkpointed_size": size,
+        "state_size": size,
+        "end_to_end_duration": latest_ack.map_or(-1, |t| t.saturating_sub(entry.trigger_timestamp_ms) as i64),
+        "alignment_buffered": 0,
+        "processed_data": 0,
+        "persisted_data": acks().map(|a| a.persisted_data).sum::<u64>(),
+        "num_subtasks": parallelism,
+        "num_acknowledged_subtasks": acks().count(),
+    })
 }
 
 /// Flink's `StatsSummaryDto` of `values` (nearest-rank percentiles; zeros when empty).
