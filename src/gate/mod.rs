@@ -40,8 +40,10 @@
 //!
 //! In [`AlignmentMode::Unaligned`] (Flink's unaligned checkpoints: exactly-once, one pending
 //! checkpoint at a time) checkpoint barriers never block: the first barrier of a checkpoint to
-//! arrive triggers its snapshot ahead of everything queued, and the batches it overtook are
-//! handed out flagged as that checkpoint's channel state (`gate/unaligned.rs`). With an
+//! arrive triggers its snapshot ahead of everything queued; the batches it overtook
+//! ([`InputGate::overtaken`]) and those that arrive before their channel's barrier
+//! ([`InputGate::recording`]) are that checkpoint's channel state, which the owner copies while
+//! processing every batch as usual (`gate/unaligned.rs`). With an
 //! alignment timeout the checkpoint starts aligned and switches when the timeout passes; the
 //! owner calls [`InputGate::next`] at [`InputGate::deadline`] for that. Channel state restored
 //! from a checkpoint is queued ahead of everything with [`InputGate::restore`].
