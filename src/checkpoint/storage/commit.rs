@@ -24,7 +24,16 @@ const COMPRESS_OFF_TASK: usize = 64 * 1024;
 
 /// `blob` compressed with `codec` (see [`crate::format::compress`]), or unchanged when
 /// compression would not make it smaller (its header then simply says it is uncompressed).
-async fn compress_state(codec: Codec, blob: Vec<u8>) -> Vec<u8> {
+///
+/// # Errors
+///
+/// [`StorageError::Io`] when the blocking pool could not run the compression (a panic in the
+/// codec, or the runtime shutting down): the checkpoint fails, never the process.
+async fn compress_state(
+    codec: Codec,
+    blob: Vec<u8>,
+    name_hint: &str,
+) -> Result<Vec<u8>, StorageError> {
     fn smaller(codec: Codec, blob: Vec<u8>) -> Vec<u8> {
         let packed = format::compress(codec, &blob);
         if packed.len() < blob.len() {
@@ -34,14 +43,19 @@ async fn compress_state(codec: Codec, blob: Vec<u8>) -> Vec<u8> {
         }
     }
     if blob.len() < COMPRESS_OFF_TASK {
-        return smaller(codec, blob);
+        return Ok(smaller(codec, blob));
     }
     let len = blob.len();
-    match tokio::task::spawn_blocking(move || smaller(codec, blob)).await {
-        Ok(bytes) => bytes,
-        // Only a panic in the codec gets here; resume it rather than store something else.
-        Err(e) => panic!("compressing a {len}-byte state blob failed: {e}"),
-    }
+    tokio::task::spawn_blocking(move || smaller(codec, blob))
+        .await
+        .map_err(|e| StorageError::Io {
+            action: "compress",
+            path: name_hint.to_string(),
+            source: Box::new(opendal::Error::new(
+                opendal::ErrorKind::Unexpected,
+                format!("compressing a {len}-byte state blob failed: {e}"),
+            )),
+        })
 }
 
 /// How state blobs are stored.
@@ -75,7 +89,7 @@ impl CheckpointStorage {
         bytes: Vec<u8>,
     ) -> Result<StateHandle, StorageError> {
         let bytes = match self.inner.compression {
-            Some(codec) => compress_state(codec, bytes).await,
+            Some(codec) => compress_state(codec, bytes, name_hint).await?,
             None => bytes,
         };
         let size = bytes.len() as u64;
