@@ -9,7 +9,9 @@
 //! `weir::checkpoint::storage::faults`): write errors, torn writes, "disk full", read errors
 //! while restoring, and latency that makes checkpoints time out. A run ends by finishing, by a
 //! cancel, or by stop-with-savepoint (drained or not) after a random number of completed
-//! checkpoints. At the end the committed output must equal the failure-free output: every
+//! checkpoints. A schedule may also take unaligned checkpoints (exactly-once, behind a slow
+//! stage), compress its snapshots, and keep local copies for failovers. At the end the
+//! committed output must equal the failure-free output: every
 //! key's counts exactly once for exactly-once jobs; nothing lost for at-least-once jobs.
 //!
 //! CI runs a fixed number of schedules. Any number, from any first seed:
@@ -32,7 +34,9 @@ use common::{compare, CountJob, Rng};
 use weir_actors::weir::checkpoint::storage::faults::{
     self, FaultInjector, FaultPlan, FaultRule, OpKind,
 };
-use weir_actors::weir::checkpoint::{CheckpointingMode, ExternalizedRetention};
+use weir_actors::weir::checkpoint::{
+    CheckpointingMode, ExternalizedRetention, LocalRecoveryConfig,
+};
 use weir_actors::weir::status::JobStatus;
 use weir_actors::{submit, JobOptions, RestoreSettings};
 
@@ -81,6 +85,10 @@ struct Schedule {
     /// Exactly-once only: unaligned checkpoints, with this alignment timeout, and a slow stage
     /// after the count so that barriers have in-flight records to overtake.
     unaligned: Option<Duration>,
+    /// Snapshot compression (LZ4) and local recovery (failovers read the local copies that
+    /// check out against `_metadata`).
+    compression: bool,
+    local_recovery: bool,
 }
 
 impl Schedule {
@@ -121,6 +129,8 @@ impl Schedule {
         // Drawn last, so that the other draws of a seed stay what they were.
         let unaligned = (mode == CheckpointingMode::ExactlyOnce && rng.below(3) == 0)
             .then(|| Duration::from_millis([0, 0, 2, 10][rng.below(4) as usize]));
+        let compression = rng.below(3) == 0;
+        let local_recovery = rng.below(3) == 0;
         Self {
             seed,
             mode,
@@ -131,6 +141,8 @@ impl Schedule {
             fail_at,
             runs,
             unaligned,
+            compression,
+            local_recovery,
         }
     }
 }
@@ -186,6 +198,7 @@ fn run_schedule(schedule: &Schedule) -> Result<Outcome, String> {
     job.interval = Duration::from_millis(schedule.interval_ms);
     job.fail_at.lock().unwrap().extend(&schedule.fail_at);
     let savepoints = dir.path().join("savepoints").display().to_string();
+    let local_dir = dir.path().join("local").display().to_string();
     let mut outcome = Outcome::default();
     let faults = schedule
         .storage
@@ -208,6 +221,12 @@ fn run_schedule(schedule: &Schedule) -> Result<Outcome, String> {
             },
             externalized_retention: ExternalizedRetention::RetainOnCancellation,
             savepoint_dir: Some(savepoints.clone()),
+            compression: schedule.compression,
+            local_recovery: LocalRecoveryConfig {
+                backup: schedule.local_recovery,
+                restore_from_local: schedule.local_recovery,
+                dirs: vec![local_dir.clone()],
+            },
             ..job.checkpoint_config()
         };
         let graph = job.graph_with(config);
@@ -338,11 +357,13 @@ fn random_fault_schedules_commit_the_failure_free_output() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(FIRST_SEED);
     let mut failed = Vec::new();
-    let (mut runs, mut restarts, mut unaligned) = (0, 0, 0);
+    let (mut runs, mut restarts, mut unaligned, mut compressed, mut local) = (0, 0, 0, 0, 0);
     let mut faults: BTreeMap<&str, u64> = BTreeMap::new();
     for seed in first..first + count {
         let schedule = Schedule::generate(seed, 10_000);
         unaligned += u64::from(schedule.unaligned.is_some());
+        compressed += u64::from(schedule.compression);
+        local += u64::from(schedule.local_recovery);
         match run_schedule(&schedule) {
             Ok(o) => {
                 runs += o.runs;
@@ -358,7 +379,8 @@ fn random_fault_schedules_commit_the_failure_free_output() {
         }
     }
     eprintln!(
-        "fault schedules: {count} run ({unaligned} with unaligned checkpoints), {} passed, {} \
+        "fault schedules: {count} run ({unaligned} with unaligned checkpoints, {compressed} \
+         compressed, {local} with local recovery), {} passed, {} \
          failed (seeds {first}..{}); {runs} job runs, \
          {restarts} restarts; storage faults injected: {faults:?}; lost and duplicated records: \
          0 in every schedule that passed",
