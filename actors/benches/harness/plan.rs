@@ -170,6 +170,10 @@ impl Options {
                 Checkpointing::Off,
                 Checkpointing::ExactlyOnce,
                 Checkpointing::AtLeastOnce,
+                // What unaligned mode costs without back-pressure (a yield per batch).
+                Checkpointing::Unaligned {
+                    aligned_timeout_ms: 0,
+                },
             ] {
                 jobs.push(self.job(CountJob {
                     interval_ms: self.interval_ms,
