@@ -15,10 +15,11 @@
 //! Unaligned checkpoints: the gate must see a barrier while the batches it overtakes are still
 //! queued, so in [`AlignmentMode::Unaligned`] a `Deliver` only queues its element (and takes
 //! the decisions it causes at once: an unaligned snapshot the moment its barrier arrives) and
-//! batches are processed one at a time, each in a step that first yields the arbiter's thread
-//! ([`Task::schedule_drain`]): the other subtasks of the thread run (a source on it can inject
-//! a barrier), and actix polls the whole mailbox before the next step, so a barrier reaches
-//! the gate after at most one batch, however long the queue. The overtaken batches are copied (encoded) when the snapshot
+//! batches are processed in steps of at most half a millisecond (at least one batch), each of
+//! which first yields the arbiter's thread ([`Task::schedule_drain`]): the other subtasks of
+//! the thread run (a source on it can inject a barrier), and actix polls the whole mailbox
+//! before the next step, so a barrier reaches the gate after at most one step, however long
+//! the queue. The overtaken batches are copied (encoded) when the snapshot
 //! is taken and as they arrive, never waited for. A checkpoint whose alignment has a timeout gets a timer at
 //! the gate's deadline. Channel state restored from a checkpoint is queued in the gate before
 //! any input ([`RestoredBatch`]).
@@ -97,8 +98,10 @@ pub(super) struct RestoredBatch {
     pub(super) records: Records,
 }
 
-/// Unaligned mode: batches processed per step before the thread is yielded.
-const UNALIGNED_DRAIN_BATCHES: usize = 1;
+/// Unaligned mode: a drain step processes batches for at most this long (at least one) before
+/// it yields the thread and the mailbox is polled again: a barrier waits at most this plus one
+/// batch, and a fast pipeline yields once per many batches, not per batch.
+const UNALIGNED_STEP: Duration = Duration::from_micros(500);
 
 pub struct Task {
     setup: TaskSetup,
@@ -222,7 +225,7 @@ impl Task {
         if self.setup.alignment.is_unaligned() {
             self.schedule_drain(ctx);
         } else {
-            self.drain(usize::MAX);
+            self.drain(None);
         }
         self.set_timer(ctx);
     }
@@ -238,7 +241,7 @@ impl Task {
         ctx.spawn(
             actix::fut::wrap_future::<_, Self>(tokio::task::yield_now()).map(|_, act, ctx| {
                 act.drain_scheduled = false;
-                if act.drain(UNALIGNED_DRAIN_BATCHES) {
+                if act.drain(Some(Instant::now() + UNALIGNED_STEP)) {
                     act.schedule_drain(ctx);
                 }
                 act.set_timer(ctx);
@@ -262,21 +265,19 @@ impl Task {
         });
     }
 
-    /// Executes what the gate hands out until it has nothing more, the subtask failed, or
-    /// `budget` batches were processed; true if it stopped for the budget. Everything decided
-    /// while handling one message shares one `now` (one clock read per message, none per step).
-    fn drain(&mut self, mut budget: usize) -> bool {
+    /// Executes what the gate hands out until it has nothing more, the subtask failed, or (with
+    /// `until`) a batch was processed at or after `until`; true if it stopped for the time.
+    /// Everything decided while handling one message shares one `now` (one clock read per
+    /// message; with `until`, one more per batch).
+    fn drain(&mut self, until: Option<Instant>) -> bool {
         let now = Instant::now();
         while self.lifecycle.is_live() {
             let output = self.output_credit();
             let Some(action) = self.gate.next(now, output) else {
                 break;
             };
-            if self.act(action) {
-                budget -= 1;
-                if budget == 0 {
-                    return true;
-                }
+            if self.act(action) && until.is_some_and(|u| Instant::now() >= u) {
+                return true;
             }
         }
         false
