@@ -1,0 +1,24 @@
+//! Event time: watermarks and how a subtask combines the watermarks of its inputs.
+//!
+//! - [`Watermark`]: "no record with a timestamp at or below this will follow" — milliseconds of
+//!   event time, carried in-band on channels like barriers (the runtime's `Payload::Watermark`),
+//!   so a watermark never overtakes the records its sender emitted before it.
+//! - [`WatermarkEvent`]: what travels: a watermark, or the sender's declaration that it is idle
+//!   (it emits nothing for now and must not hold its receivers' watermark back).
+//! - [`InputWatermarks`]: a subtask's input side of event time, a pure state machine: per input
+//!   channel the newest watermark and whether it is active, idle or ended; the combined
+//!   watermark is the minimum over the active channels, handed out only when it advances (or
+//!   when every remaining input went idle).
+//!
+//! Data flow: sources assign timestamps and generate watermarks; every subtask's
+//! [`crate::gate::InputGate`] feeds the watermark elements of its channels into its
+//! [`InputWatermarks`], in arrival order relative to batches (a blocked channel's watermark is
+//! held with its batches), and hands out [`crate::gate::GateAction::Watermark`] when the
+//! combined one moves; the task then forwards it on every output channel, after the records
+//! emitted before it.
+
+mod input;
+mod watermark;
+
+pub use input::InputWatermarks;
+pub use watermark::{Watermark, WatermarkEvent};
