@@ -5,6 +5,12 @@
 //!   so a watermark never overtakes the records its sender emitted before it.
 //! - [`WatermarkEvent`]: what travels: a watermark, or the sender's declaration that it is idle
 //!   (it emits nothing for now and must not hold its receivers' watermark back).
+//! - [`WatermarkStrategy`]: how a source assigns timestamps (a [`TimestampFn`]) and generates
+//!   watermarks (bounded out-of-orderness or monotonous, with idleness detection);
+//!   [`SourceWatermarks`] is one source subtask's generation as a pure state machine, fed the
+//!   largest timestamp of each polled batch and the time, answering what to emit after it;
+//!   [`SourceTime`] wraps it for the source vertex, with the assigner and the watermark's place
+//!   in the source's operator state.
 //! - [`InputWatermarks`]: a subtask's input side of event time, a pure state machine: per input
 //!   channel the newest watermark and whether it is active, idle or ended; the combined
 //!   watermark is the minimum over the active channels, handed out only when it advances (or
@@ -17,8 +23,14 @@
 //! combined one moves; the task then forwards it on every output channel, after the records
 //! emitted before it.
 
+mod assigner;
 mod input;
+mod source;
+mod strategy;
 mod watermark;
 
+pub use assigner::{SourceTime, SOURCE_WATERMARK_STATE};
 pub use input::InputWatermarks;
+pub use source::SourceWatermarks;
+pub use strategy::{TimestampFn, WatermarkGenerator, WatermarkStrategy};
 pub use watermark::{Watermark, WatermarkEvent};

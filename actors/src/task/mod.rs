@@ -348,13 +348,18 @@ impl Task {
         false
     }
 
-    /// The subtask's watermark advanced (or it went idle): forwards it on every output channel
-    /// after everything emitted before it, so it never overtakes those records.
-    fn emit_watermark(&mut self, event: WatermarkEvent) {
+    /// The subtask's watermark advanced (or it went idle): the chain reacts to it (and flushes),
+    /// then it goes out on every output channel after everything emitted before it, so it never
+    /// overtakes those records.
+    pub(super) fn emit_watermark(&mut self, event: WatermarkEvent) {
+        if let WatermarkEvent::Advance(w) = event {
+            self.guard(|chain, ready| chain.on_watermark(w, ready));
+            self.setup.metrics.watermark(w);
+        }
+        self.flush();
         if !self.lifecycle.is_live() {
             return;
         }
-        self.flush();
         self.broadcast(|| Payload::Watermark(event));
     }
 
