@@ -16,6 +16,11 @@
 //!   watermark is the minimum over the active channels, handed out only when it advances (or
 //!   when every remaining input went idle).
 //!
+//! - [`TimerQueue`]: a keyed subtask's event-time and processing-time timers, due in
+//!   timestamp order when the watermark or the clock reaches them, moved per key group
+//!   ([`TimerGroup`]) like keyed state. The keyed process API and the snapshot wiring are not
+//!   built yet.
+//!
 //! Data flow: sources assign timestamps and generate watermarks; every subtask's
 //! [`crate::gate::InputGate`] feeds the watermark elements of its channels into its
 //! [`InputWatermarks`], in arrival order relative to batches (a blocked channel's watermark is
@@ -27,10 +32,12 @@ mod assigner;
 mod input;
 mod source;
 mod strategy;
+mod timers;
 mod watermark;
 
 pub use assigner::{SourceTime, SOURCE_WATERMARK_STATE};
 pub use input::InputWatermarks;
 pub use source::SourceWatermarks;
 pub use strategy::{TimestampFn, WatermarkGenerator, WatermarkStrategy};
+pub use timers::{TimeDomain, Timer, TimerGroup, TimerQueue};
 pub use watermark::{Watermark, WatermarkEvent};
