@@ -2,7 +2,8 @@
 //! data structure (Flink's `InternalTimerService` heap without the key context).
 //!
 //! A timer is `(timestamp, key)` in one [`TimeDomain`], registered at most once (registering it
-//! again is a no-op, as in Flink), deletable until it fires. Event-time timers fire when the
+//! again is a no-op, as in Flink), deletable until it fires. Keys need only `Hash + Eq` (like
+//! keyed state's `StateKey`); timers of one timestamp keep their registration order. Event-time timers fire when the
 //! watermark reaches their timestamp ([`TimerQueue::advance_watermark`]); processing-time
 //! timers when the task's clock does ([`TimerQueue::advance_processing_time`]), and
 //! [`TimerQueue::next_processing_time`] is when the task must wake up for that without a record.
@@ -18,8 +19,10 @@
 //! Not wired yet: the keyed process API (`TimerService`, `on_timer`), the timers' place in the
 //! keyed snapshot blob, and the task's processing-time wake-up (see issue #13).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
+use std::hash::Hash;
 
+use indexmap::IndexSet;
 use serde::{Deserialize, Serialize};
 
 /// Which clock a timer follows.
@@ -32,7 +35,7 @@ pub enum TimeDomain {
 }
 
 /// A due timer, handed out to fire.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Timer<K> {
     pub timestamp: i64,
     pub key_group: u32,
@@ -61,24 +64,96 @@ impl<K> TimerGroup<K> {
     }
 }
 
+/// One domain's timers: by timestamp, then `(key group, key)` in registration order (keys need
+/// only `Hash + Eq`, like keyed state keys; the order is deterministic for a deterministic
+/// sequence of registrations).
+#[derive(Clone, Debug)]
+struct DomainTimers<K> {
+    by_time: BTreeMap<i64, IndexSet<(u32, K)>>,
+    len: usize,
+}
+
+impl<K> Default for DomainTimers<K> {
+    fn default() -> Self {
+        Self {
+            by_time: BTreeMap::new(),
+            len: 0,
+        }
+    }
+}
+
+impl<K: Hash + Eq + Clone> DomainTimers<K> {
+    fn register(&mut self, key_group: u32, key: K, timestamp: i64) -> bool {
+        let added = self
+            .by_time
+            .entry(timestamp)
+            .or_default()
+            .insert((key_group, key));
+        self.len += usize::from(added);
+        added
+    }
+
+    fn delete(&mut self, key_group: u32, key: K, timestamp: i64) -> bool {
+        let Some(at) = self.by_time.get_mut(&timestamp) else {
+            return false;
+        };
+        let removed = at.shift_remove(&(key_group, key));
+        if at.is_empty() {
+            self.by_time.remove(&timestamp);
+        }
+        self.len -= usize::from(removed);
+        removed
+    }
+
+    fn pop_due(&mut self, upto: i64) -> Vec<Timer<K>> {
+        let mut due = Vec::new();
+        while self
+            .by_time
+            .first_key_value()
+            .is_some_and(|(t, _)| *t <= upto)
+        {
+            let Some((timestamp, timers)) = self.by_time.pop_first() else {
+                break;
+            };
+            self.len -= timers.len();
+            due.extend(timers.into_iter().map(|(key_group, key)| Timer {
+                timestamp,
+                key_group,
+                key,
+            }));
+        }
+        due
+    }
+
+    fn first(&self) -> Option<i64> {
+        self.by_time.keys().next().copied()
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (i64, u32, &K)> + '_ {
+        self.by_time
+            .iter()
+            .flat_map(|(t, timers)| timers.iter().map(move |(g, k)| (*t, *g, k)))
+    }
+}
+
 /// A subtask's timers. See the module docs.
 #[derive(Clone, Debug)]
 pub struct TimerQueue<K> {
-    event_time: BTreeSet<Timer<K>>,
-    processing_time: BTreeSet<Timer<K>>,
+    event_time: DomainTimers<K>,
+    processing_time: DomainTimers<K>,
 }
 
 impl<K> Default for TimerQueue<K> {
     fn default() -> Self {
         Self {
-            event_time: BTreeSet::new(),
-            processing_time: BTreeSet::new(),
+            event_time: DomainTimers::default(),
+            processing_time: DomainTimers::default(),
         }
     }
 }
 
-impl<K: Ord + Clone> TimerQueue<K> {
-    fn domain(&mut self, domain: TimeDomain) -> &mut BTreeSet<Timer<K>> {
+impl<K: Hash + Eq + Clone> TimerQueue<K> {
+    fn domain(&mut self, domain: TimeDomain) -> &mut DomainTimers<K> {
         match domain {
             TimeDomain::EventTime => &mut self.event_time,
             TimeDomain::ProcessingTime => &mut self.processing_time,
@@ -87,25 +162,17 @@ impl<K: Ord + Clone> TimerQueue<K> {
 
     /// Registers a timer for `key` (of `key_group`) at `timestamp`; false if it was already.
     pub fn register(&mut self, domain: TimeDomain, key_group: u32, key: K, timestamp: i64) -> bool {
-        self.domain(domain).insert(Timer {
-            timestamp,
-            key_group,
-            key,
-        })
+        self.domain(domain).register(key_group, key, timestamp)
     }
 
     /// Deletes a registered timer; false if there was none (or it fired).
     pub fn delete(&mut self, domain: TimeDomain, key_group: u32, key: K, timestamp: i64) -> bool {
-        self.domain(domain).remove(&Timer {
-            timestamp,
-            key_group,
-            key,
-        })
+        self.domain(domain).delete(key_group, key, timestamp)
     }
 
     /// Timers waiting, both domains.
     pub fn len(&self) -> usize {
-        self.event_time.len() + self.processing_time.len()
+        self.event_time.len + self.processing_time.len
     }
 
     pub fn is_empty(&self) -> bool {
@@ -113,32 +180,34 @@ impl<K: Ord + Clone> TimerQueue<K> {
     }
 
     /// The watermark reached `watermark`: the event-time timers at or below it, in timestamp
-    /// order, removed.
+    /// order (registration order within a timestamp), removed.
     pub fn advance_watermark(&mut self, watermark: i64) -> Vec<Timer<K>> {
-        pop_due(&mut self.event_time, watermark)
+        self.event_time.pop_due(watermark)
     }
 
     /// The task's clock reached `now_ms`: the processing-time timers at or below it, in
     /// timestamp order, removed.
     pub fn advance_processing_time(&mut self, now_ms: i64) -> Vec<Timer<K>> {
-        pop_due(&mut self.processing_time, now_ms)
+        self.processing_time.pop_due(now_ms)
     }
 
     /// When the earliest processing-time timer is due: the task's wake-up.
     pub fn next_processing_time(&self) -> Option<i64> {
-        self.processing_time.first().map(|t| t.timestamp)
+        self.processing_time.first()
     }
 
     /// Every key group's timers, for a snapshot (groups without timers are left out).
     pub fn snapshot_groups(&self) -> BTreeMap<u32, TimerGroup<K>> {
         let mut groups: BTreeMap<u32, TimerGroup<K>> = BTreeMap::new();
-        for t in &self.event_time {
-            let g = groups.entry(t.key_group).or_default();
-            g.event_time.push((t.timestamp, t.key.clone()));
+        for (t, g, k) in self.event_time.iter() {
+            groups.entry(g).or_default().event_time.push((t, k.clone()));
         }
-        for t in &self.processing_time {
-            let g = groups.entry(t.key_group).or_default();
-            g.processing_time.push((t.timestamp, t.key.clone()));
+        for (t, g, k) in self.processing_time.iter() {
+            groups
+                .entry(g)
+                .or_default()
+                .processing_time
+                .push((t, k.clone()));
         }
         groups
     }
@@ -154,18 +223,10 @@ impl<K: Ord + Clone> TimerQueue<K> {
     }
 }
 
-fn pop_due<K: Ord + Clone>(timers: &mut BTreeSet<Timer<K>>, upto: i64) -> Vec<Timer<K>> {
-    let mut due = Vec::new();
-    while timers.first().is_some_and(|t| t.timestamp <= upto) {
-        if let Some(t) = timers.pop_first() {
-            due.push(t);
-        }
-    }
-    due
-}
-
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeSet;
+
     use proptest::prelude::*;
 
     use super::*;
