@@ -160,6 +160,16 @@ fn run_and_check(
         seen.ended.load(Ordering::Relaxed) >= 5,
         "every checking subtask (3 + 2) saw the end of event time"
     );
+    // What `/jobs/:id/vertices/:uid/watermarks` serves: every chain's subtasks ended at MAX.
+    let metrics = weir_actors::metrics::registry().job(state.job_id);
+    for (uid, subtasks) in [("numbers", 2), ("check", 3), ("check-again", 2)] {
+        let ended: Vec<Option<i64>> = metrics
+            .iter()
+            .filter(|(u, _, _)| u == uid)
+            .map(|(_, _, m)| m.watermark)
+            .collect();
+        assert_eq!(ended, vec![Some(i64::MAX); subtasks], "{uid}");
+    }
     let mut committed: Vec<u64> = committed_lines(dir.path().join("out"))
         .unwrap()
         .iter()
