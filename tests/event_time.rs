@@ -2,7 +2,8 @@
 //! operator downstream sees no record at or below a watermark it has already seen (with
 //! monotonous timestamps none is late unless a watermark overtook it), watermarks that only
 //! rise, and the end of event time once every source is exhausted — also when failures are
-//! injected and the job restores (the sources' watermarks come back from their snapshot).
+//! injected and the job restores (the sources' watermarks come back from their snapshot); and
+//! an idle source subtask does not hold the downstream watermark back.
 
 mod common;
 
@@ -201,4 +202,121 @@ fn with_failures_no_record_is_late_after_restore_and_output_is_exactly_once() {
     for seed in [7_u64, 4242] {
         run_and_check(DataStream::rebalance, 1, 2, seed);
     }
+}
+
+/// Subtask 0 emits `0..2000` (timestamp = value); subtask 1 emits nothing and ends only when
+/// `release` is set (or, so that a broken build fails instead of hanging, after 10 s).
+#[derive(Clone)]
+struct OneQuietSubtask {
+    index: u32,
+    next: u64,
+    release: Arc<std::sync::atomic::AtomicBool>,
+    started: Option<std::time::Instant>,
+}
+
+impl weir_actors::weir::operator::Source<u64> for OneQuietSubtask {
+    fn open(
+        &mut self,
+        info: &weir_actors::weir::operator::SubtaskInfo,
+        _state: &mut weir_actors::weir::state::operator_state::OperatorStateStore,
+    ) -> Result<(), OperatorError> {
+        self.index = info.index;
+        self.started = Some(std::time::Instant::now());
+        Ok(())
+    }
+
+    fn poll(
+        &mut self,
+        out: &mut Vec<u64>,
+        max: usize,
+    ) -> Result<weir_actors::weir::operator::SourcePoll, OperatorError> {
+        use weir_actors::weir::operator::SourcePoll;
+        if self.index == 1 {
+            let waited = self.started.map_or(Duration::ZERO, |s| s.elapsed());
+            if self.release.load(Ordering::SeqCst) || waited > Duration::from_secs(10) {
+                return Ok(SourcePoll::Exhausted);
+            }
+            return Ok(SourcePoll::Idle(Duration::from_millis(5)));
+        }
+        let end = (self.next + max.min(50) as u64).min(2_000);
+        out.extend(self.next..end);
+        self.next = end;
+        Ok(if end == 2_000 {
+            SourcePoll::Exhausted
+        } else {
+            SourcePoll::Idle(Duration::from_millis(1))
+        })
+    }
+
+    fn snapshot(
+        &mut self,
+        _state: &mut weir_actors::weir::state::operator_state::OperatorStateStore,
+    ) -> Result<(), OperatorError> {
+        Ok(())
+    }
+}
+
+/// Sets `release` at its first watermark.
+#[derive(Clone)]
+struct ReleaseOnWatermark {
+    release: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Operator<u64, u64> for ReleaseOnWatermark {
+    fn process(&mut self, input: Vec<u64>, out: &mut Vec<u64>) -> Result<(), OperatorError> {
+        out.extend(input);
+        Ok(())
+    }
+
+    fn on_watermark(&mut self, _w: Watermark, _out: &mut Vec<u64>) -> Result<(), OperatorError> {
+        self.release.store(true, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+#[test]
+fn an_idle_source_subtask_does_not_hold_the_watermark_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let release = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let env = StreamEnvironment::new("idleness");
+    env.set_parallelism(2);
+    env.set_checkpoint_config(CheckpointConfig {
+        interval: Some(Duration::from_millis(50)),
+        storage: StorageConfig::FileSystem {
+            dir: dir.path().join("checkpoints").display().to_string(),
+        },
+        ..CheckpointConfig::default()
+    });
+    let strategy = WatermarkStrategy::for_monotonous_timestamps()
+        .with_timestamp_assigner(|v: &u64| *v as i64)
+        .with_idleness(Duration::from_millis(20));
+    let source = OneQuietSubtask {
+        index: 0,
+        next: 0,
+        release: release.clone(),
+        started: None,
+    };
+    env.add_source_with_watermarks("sparse", source, strategy)
+        .rebalance()
+        .transform(
+            "release",
+            ReleaseOnWatermark {
+                release: release.clone(),
+            },
+        )
+        .parallelism(1)
+        .add_sink(
+            "sink",
+            weir_actors::weir::connectors::print::DiscardSink::default(),
+        );
+    let started = std::time::Instant::now();
+    let state = run(env.build().unwrap(), JobOptions::default()).unwrap();
+    assert_eq!(state.status, JobStatus::Finished, "{:?}", state.failure);
+    // Subtask 1 sends no watermark before it is released: only its idleness lets the
+    // downstream minimum advance (without `with_idleness` this waits for the 10 s fallback).
+    assert!(release.load(Ordering::SeqCst));
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "subtask 1 ended by its 10 s fallback: its idleness did not release the watermark"
+    );
 }
