@@ -21,6 +21,7 @@
 //! - [`state`]: keyed state in key groups, operator state, snapshots.
 //! - [`restart`]: restart strategies; [`failure`]: whether retrying can heal a failure.
 //! - [`status`]: job status (Flink's names).
+//! - [`time`]: event time: watermarks and how a subtask combines those of its inputs.
 //! - [`format`]: magic/version/checksum framing of every persisted blob.
 
 pub mod chain;
@@ -43,4 +44,5 @@ pub mod state;
 pub mod status;
 pub mod stream;
 pub mod subtask;
+pub mod time;
 pub mod vertex;

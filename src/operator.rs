@@ -13,6 +13,7 @@ use crate::element::CheckpointKind;
 use crate::ids::CheckpointId;
 use crate::state::keyed::{KeyedStateStore, StateKey};
 use crate::state::operator_state::OperatorStateStore;
+use crate::time::Watermark;
 
 /// A failure in user code or a connector, with what the subtask was doing.
 #[derive(Debug, thiserror::Error)]
@@ -114,6 +115,17 @@ pub trait Operator<I, O>: Send + 'static {
 
     /// Every input has ended: emit whatever is still held.
     fn finish(&mut self, _out: &mut Vec<O>) -> Result<(), OperatorError> {
+        Ok(())
+    }
+
+    /// The subtask's input watermark advanced to `watermark` (the minimum over its inputs): no
+    /// record at or below it is expected any more. What is emitted here goes out before the
+    /// watermark is forwarded.
+    fn on_watermark(
+        &mut self,
+        _watermark: Watermark,
+        _out: &mut Vec<O>,
+    ) -> Result<(), OperatorError> {
         Ok(())
     }
 }

@@ -35,7 +35,11 @@ use crate::partition::{key_group_fn, EdgeKey, Partitioning};
 use crate::restart::RestartStrategy;
 use crate::state::key_group::default_max_parallelism;
 use crate::state::keyed::{StateBackendKind, StateKey, StateValue};
-use crate::vertex::{keyed_factory, operator_factory, sink_factory, source_factory, VertexFactory};
+use crate::time::WatermarkStrategy;
+use crate::vertex::{
+    keyed_factory, operator_factory, sink_factory, source_factory, source_factory_with_watermarks,
+    VertexFactory,
+};
 
 /// What a record type must be to flow between subtasks.
 pub trait Record: Clone + Serialize + DeserializeOwned + Send + 'static {}
@@ -151,6 +155,19 @@ impl StreamEnvironment {
         source: S,
     ) -> DataStream<T> {
         let v = self.add_vertex(uid, VertexRole::Source, source_factory::<T, S>(source));
+        DataStream::new(self.clone(), v)
+    }
+
+    /// A source whose records get timestamps and whose subtasks emit watermarks by `strategy`
+    /// (Flink's `fromSource(source, watermarkStrategy, name)`).
+    pub fn add_source_with_watermarks<T: Record, S: Source<T> + Clone>(
+        &self,
+        uid: &str,
+        source: S,
+        strategy: WatermarkStrategy<T>,
+    ) -> DataStream<T> {
+        let factory = source_factory_with_watermarks::<T, S>(source, Some(strategy));
+        let v = self.add_vertex(uid, VertexRole::Source, factory);
         DataStream::new(self.clone(), v)
     }
 

@@ -8,6 +8,7 @@
 
 use std::any::Any;
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -23,6 +24,7 @@ use crate::state::key_group::{key_group_of, range_for_subtask};
 use crate::state::keyed::{KeyedSnapshotJob, KeyedStateStore, StateBackendKind, StateKey};
 use crate::state::operator_state::OperatorStateStore;
 use crate::state::StateError;
+use crate::time::{SourceTime, Watermark, WatermarkEvent, WatermarkStrategy};
 
 /// State handed to a subtask when it (re)starts: the blobs of the snapshot's old subtasks that
 /// may hold its state.
@@ -117,6 +119,12 @@ pub trait VertexRuntime: Send {
         ))
     }
 
+    /// Sources with a watermark strategy: what to emit after the last poll, at `now`
+    /// (`exhausted`: the source has no more records). `None` for every other vertex.
+    fn source_watermark(&mut self, _now: Instant, _exhausted: bool) -> Option<WatermarkEvent> {
+        None
+    }
+
     /// Non-sources: handle one input batch (a `Vec` of the input type).
     fn process(
         &mut self,
@@ -128,6 +136,17 @@ pub trait VertexRuntime: Send {
 
     /// Hand out everything buffered on the output side.
     fn flush(&mut self, ready: &mut Vec<OutBatch>);
+
+    /// The input watermark advanced: react (user code may emit), then flush, so that
+    /// everything emitted before the watermark leaves ahead of it.
+    fn on_watermark(
+        &mut self,
+        _watermark: Watermark,
+        ready: &mut Vec<OutBatch>,
+    ) -> Result<(), OperatorError> {
+        self.flush(ready);
+        Ok(())
+    }
 
     /// Every input has ended: let the user code emit what it holds, then flush.
     fn finish(&mut self, ready: &mut Vec<OutBatch>) -> Result<(), OperatorError> {
@@ -202,10 +221,26 @@ struct SourceVertex<T, S> {
     state: OperatorStateStore,
     out: OutputWriter<T>,
     scratch: Vec<T>,
+    strategy: Option<WatermarkStrategy<T>>,
+    /// With a strategy, once opened.
+    time: Option<SourceTime<T>>,
 }
 
 /// The factory of a source vertex.
 pub fn source_factory<T, S>(source: S) -> VertexFactory
+where
+    T: Clone + Send + 'static,
+    S: Source<T> + Clone,
+{
+    source_factory_with_watermarks(source, None)
+}
+
+/// The factory of a source vertex that assigns timestamps and generates watermarks with
+/// `strategy`, if given.
+pub fn source_factory_with_watermarks<T, S>(
+    source: S,
+    strategy: Option<WatermarkStrategy<T>>,
+) -> VertexFactory
 where
     T: Clone + Send + 'static,
     S: Source<T> + Clone,
@@ -218,6 +253,8 @@ where
             state: OperatorStateStore::for_operator(&info.uid),
             out: OutputWriter::<T>::new(edges, batch_size, info.index as usize)?,
             scratch: Vec::new(),
+            strategy: strategy.clone(),
+            time: None,
         }) as Box<dyn VertexRuntime>)
     })
 }
@@ -225,6 +262,9 @@ where
 impl<T: Clone + Send + 'static, S: Source<T>> VertexRuntime for SourceVertex<T, S> {
     fn open(&mut self, restored: &RestoredState) -> Result<(), OperatorError> {
         restored.restore_operator_state(&mut self.state, &self.info)?;
+        if let Some(strategy) = &self.strategy {
+            self.time = Some(SourceTime::open(strategy, &mut self.state, Instant::now())?);
+        }
         self.source.open(&self.info, &mut self.state)
     }
 
@@ -235,8 +275,15 @@ impl<T: Clone + Send + 'static, S: Source<T>> VertexRuntime for SourceVertex<T, 
     ) -> Result<SourcePoll, OperatorError> {
         let mut buf = std::mem::take(&mut self.scratch);
         let poll = self.source.poll(&mut buf, max)?;
+        if let Some(time) = self.time.as_mut() {
+            time.on_batch(&buf);
+        }
         self.out.write(buf, ready);
         Ok(poll)
+    }
+
+    fn source_watermark(&mut self, now: Instant, exhausted: bool) -> Option<WatermarkEvent> {
+        self.time.as_mut()?.after_poll(now, exhausted)
     }
 
     fn flush(&mut self, ready: &mut Vec<OutBatch>) {
@@ -244,6 +291,9 @@ impl<T: Clone + Send + 'static, S: Source<T>> VertexRuntime for SourceVertex<T, 
     }
 
     fn snapshot(&mut self, _barrier: &Barrier) -> Result<VertexSnapshot, OperatorError> {
+        if let Some(time) = &self.time {
+            time.snapshot(&mut self.state);
+        }
         self.source.snapshot(&mut self.state)?;
         Ok(VertexSnapshot {
             keyed: None,
@@ -363,6 +413,18 @@ where
     fn finish(&mut self, ready: &mut Vec<OutBatch>) -> Result<(), OperatorError> {
         let mut out = Vec::new();
         self.op.finish(&mut out)?;
+        self.out.write(out, ready);
+        self.out.flush(ready);
+        Ok(())
+    }
+
+    fn on_watermark(
+        &mut self,
+        watermark: Watermark,
+        ready: &mut Vec<OutBatch>,
+    ) -> Result<(), OperatorError> {
+        let mut out = Vec::new();
+        self.op.on_watermark(watermark, &mut out)?;
         self.out.write(out, ready);
         self.out.flush(ready);
         Ok(())

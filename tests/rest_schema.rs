@@ -188,6 +188,11 @@ fn every_endpoint_answers_flinks_schema_under_both_prefixes() {
     check_get(&s, "job-plan", &format!("/jobs/{id}/plan"));
     check_get(&s, "job-exceptions", &format!("/jobs/{id}/exceptions"));
     check_get(&s, "vertex-details", &format!("/jobs/{id}/vertices/counts"));
+    check_get(
+        &s,
+        "vertex-watermarks",
+        &format!("/jobs/{id}/vertices/counts/watermarks"),
+    );
     check_get(&s, "checkpoints", &format!("/jobs/{id}/checkpoints"));
     check_get(
         &s,

@@ -1,7 +1,8 @@
 //! The messages between the job manager and the subtask actors, and between subtasks.
 //!
-//! Data path (subtask → subtask): [`Deliver`] carries one batch, barrier or end of input on one
-//! channel, always sent with `do_send` so a channel stays FIFO and barriers stay in-band;
+//! Data path (subtask → subtask): [`Deliver`] carries one batch, barrier, watermark or end of
+//! input on one channel, always sent with `do_send` so a channel stays FIFO and barriers and
+//! watermarks stay in-band;
 //! [`Credit`] flows back when the receiver has processed a batch.
 //!
 //! Control path (job manager → subtasks): [`Init`], [`Start`], [`InjectBarrier`] (sources),
@@ -18,6 +19,7 @@ pub use weir::checkpoint::ack::{OperatorAck, SubtaskAck};
 use weir::element::{Barrier, CheckpointKind, Ending};
 use weir::failure::FailureCause;
 use weir::ids::{CheckpointId, TaskId};
+use weir::time::WatermarkEvent;
 
 /// What travels on a channel.
 pub enum Payload {
@@ -26,6 +28,8 @@ pub enum Payload {
         len: usize,
     },
     Barrier(Barrier),
+    /// The sender's watermark advanced, or it went idle; after the batches sent before it.
+    Watermark(WatermarkEvent),
     EndOfInput,
 }
 
@@ -34,6 +38,8 @@ impl fmt::Debug for Payload {
         match self {
             Payload::Batch { len, .. } => write!(f, "Batch({len})"),
             Payload::Barrier(b) => write!(f, "Barrier({})", b.id),
+            Payload::Watermark(WatermarkEvent::Advance(w)) => write!(f, "Watermark({w})"),
+            Payload::Watermark(WatermarkEvent::Idle) => f.write_str("Idle"),
             Payload::EndOfInput => f.write_str("EndOfInput"),
         }
     }

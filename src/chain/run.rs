@@ -7,11 +7,13 @@
 //! Errors name the member they come from.
 
 use std::any::Any;
+use std::time::Instant;
 
 use crate::element::{Barrier, CheckpointKind};
 use crate::ids::CheckpointId;
 use crate::operator::{OperatorError, SourcePoll};
 use crate::partition::OutBatch;
+use crate::time::{Watermark, WatermarkEvent};
 use crate::vertex::{RestoredState, VertexRuntime, VertexSnapshot};
 
 /// A batch of restored channel state and the chain member whose input it was.
@@ -115,6 +117,14 @@ impl Chain {
         Ok(poll)
     }
 
+    /// Sources: the head's watermark (or idleness) to emit after the last poll at `now`.
+    pub fn source_watermark(&mut self, now: Instant, exhausted: bool) -> Option<WatermarkEvent> {
+        self.members
+            .first_mut()?
+            .runtime
+            .source_watermark(now, exhausted)
+    }
+
     /// One input batch through the whole chain.
     ///
     /// # Errors
@@ -202,6 +212,28 @@ impl Chain {
         for i in 0..self.members.len() {
             let mut out = Vec::new();
             self.members[i].runtime.flush(&mut out);
+            self.pass_on(i, out, ready)?;
+        }
+        Ok(())
+    }
+
+    /// The subtask's watermark advanced to `watermark`: every member, head first, reacts (a
+    /// keyed member fires its event-time timers) and flushes, and what it emits is processed by
+    /// the rest before they see the watermark — so it never overtakes a record inside the chain.
+    ///
+    /// # Errors
+    /// The member that failed, named.
+    pub fn on_watermark(
+        &mut self,
+        watermark: Watermark,
+        ready: &mut Vec<OutBatch>,
+    ) -> Result<(), OperatorError> {
+        for i in 0..self.members.len() {
+            let mut out = Vec::new();
+            let m = &mut self.members[i];
+            m.runtime
+                .on_watermark(watermark, &mut out)
+                .map_err(|e| named(&m.uid, e))?;
             self.pass_on(i, out, ready)?;
         }
         Ok(())

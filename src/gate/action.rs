@@ -1,7 +1,8 @@
 //! What the gate tells its owner to do.
 //!
 //! The owner executes the actions in the order [`super::InputGate::next`] hands them out. Only
-//! `Process` carries a batch; the others are decisions about checkpoints and the end of input,
+//! `Process` carries a batch; the others are decisions about checkpoints, event time and the
+//! end of input,
 //! always handed out before any element that arrived after the one that caused them.
 
 use std::fmt;
@@ -9,6 +10,7 @@ use std::time::Duration;
 
 use crate::element::Barrier;
 use crate::ids::CheckpointId;
+use crate::time::WatermarkEvent;
 
 use super::credit::CreditReturn;
 
@@ -41,6 +43,10 @@ pub enum GateAction<B> {
         id: CheckpointId,
         reason: DeclineReason,
     },
+    /// The subtask's input watermark advanced (the minimum over its active channels), or every
+    /// open channel went idle: hand it to the operators, then forward it on every output
+    /// channel after the records they emitted before it.
+    Watermark(WatermarkEvent),
     /// Every input channel has ended: finish the operators and forward end of input. Handed out
     /// once.
     InputsEnded,
@@ -80,6 +86,7 @@ pub(super) enum Decision {
         id: CheckpointId,
         reason: DeclineReason,
     },
+    Watermark(WatermarkEvent),
     InputsEnded,
 }
 
@@ -97,6 +104,7 @@ impl<B> From<Decision> for GateAction<B> {
             },
             Decision::ChannelStateDone { id } => GateAction::ChannelStateDone { id },
             Decision::Decline { id, reason } => GateAction::Decline { id, reason },
+            Decision::Watermark(w) => GateAction::Watermark(w),
             Decision::InputsEnded => GateAction::InputsEnded,
         }
     }

@@ -72,7 +72,7 @@ impl<B> InputChannel<B> {
         match element {
             ChannelElement::EndOfInput => self.input = Input::Ended,
             ChannelElement::Barrier(b) => self.newest_barrier = self.newest_barrier.max(Some(b.id)),
-            ChannelElement::Batch(_) => {}
+            ChannelElement::Batch(_) | ChannelElement::Watermark(_) => {}
         }
         Ok(())
     }

@@ -2,10 +2,11 @@
 //!
 //! The gate's own element type, generic over the batch payload: the runtime's batch is a
 //! type-erased `Box<dyn Any + Send>` with a length, the gate's tests use plain values. A channel
-//! carries, in order, batches, barriers and at most one end of input; barriers are in-band, so
+//! carries, in order, batches, barriers, watermarks and at most one end of input; barriers are in-band, so
 //! everything its sender emitted before a barrier arrives before it.
 
 use crate::element::Barrier;
+use crate::time::WatermarkEvent;
 
 /// One element on an input channel.
 #[derive(Clone, Debug, PartialEq)]
@@ -14,6 +15,9 @@ pub enum ChannelElement<B> {
     Batch(B),
     /// A checkpoint barrier.
     Barrier(Barrier),
+    /// The sender's watermark advanced, or it went idle. In-band: it follows the batches its
+    /// sender emitted before it, and a blocked channel's watermark is held with its batches.
+    Watermark(WatermarkEvent),
     /// The sender has no more records; nothing follows on this channel.
     EndOfInput,
 }

@@ -24,6 +24,10 @@
 //! - A **barrier** goes to the aligner of its kind (`gate/alignment.rs`); an **end of input**
 //!   to every aligner, and once every channel has ended the gate hands out
 //!   [`GateAction::InputsEnded`], once ([`GateState`]).
+//! - A **watermark** (or idleness) goes to the gate's [`InputWatermarks`]; when the combined
+//!   watermark advances the gate hands out [`GateAction::Watermark`] right there, so it keeps
+//!   its place between the batches around it. It needs no output credit. An end of input takes
+//!   its channel out of the minimum, which may advance it too.
 //! - Any element of a channel an aligner **blocks** moves to that channel's held buffer
 //!   instead, unprocessed and uncounted, so its sender stalls after W batches. When the
 //!   alignment completes or is given up, the held elements of every released channel go back
@@ -77,6 +81,7 @@ pub use state::GateState;
 pub use unaligned::RESTORED_CHANNEL;
 
 use crate::ids::CheckpointId;
+use crate::time::{InputWatermarks, Watermark};
 use action::Decision;
 use alignment::Alignments;
 use channel::{Arrival, InputChannel};
@@ -100,6 +105,8 @@ pub struct InputGate<B> {
     state: GateState,
     /// Unaligned mode only.
     unaligned: Option<Unaligned>,
+    /// Event time: per channel watermarks and the combined one.
+    watermarks: InputWatermarks,
 }
 
 impl<B> InputGate<B> {
@@ -121,6 +128,7 @@ impl<B> InputGate<B> {
                 }
                 _ => None,
             },
+            watermarks: InputWatermarks::new(channels),
         }
     }
 
@@ -134,6 +142,11 @@ impl<B> InputGate<B> {
 
     pub fn state(&self) -> GateState {
         self.state
+    }
+
+    /// The input watermark handed out last (the minimum over the active channels), if any.
+    pub fn watermark(&self) -> Option<Watermark> {
+        self.watermarks.current()
     }
 
     /// True while an aligner blocks `channel` (its elements are held). False for an unknown
@@ -187,7 +200,7 @@ impl<B> InputGate<B> {
         self.last_seq += 1;
         if self.unaligned.is_some() {
             match &element {
-                ChannelElement::Batch(_) => {}
+                ChannelElement::Batch(_) | ChannelElement::Watermark(_) => {}
                 ChannelElement::Barrier(b) => {
                     if self.unaligned_barrier(channel, *b, self.last_seq) {
                         return Ok(());
@@ -251,9 +264,17 @@ impl<B> InputGate<B> {
                         .on_barrier(channel, barrier, now, &mut self.decisions);
                     self.release();
                 }
+                ChannelElement::Watermark(event) => {
+                    if let Some(out) = self.watermarks.on_event(channel, event) {
+                        return Some(GateAction::Watermark(out));
+                    }
+                }
                 ChannelElement::EndOfInput => {
                     self.alignments
                         .on_end_of_input(channel, now, &mut self.decisions);
+                    if let Some(out) = self.watermarks.on_end_of_input(channel) {
+                        self.decisions.push_back(Decision::Watermark(out));
+                    }
                     if self.state == GateState::Receiving && self.alignments.all_ended() {
                         self.state = GateState::Ended;
                         self.decisions.push_back(Decision::InputsEnded);

@@ -14,6 +14,8 @@
 //! (and for savepoints in at-least-once mode) each snapshot saw exactly the records sent
 //! before its barriers; in at-least-once mode a snapshot lost none of them and only savepoints
 //! block; no snapshot after an abort of its id; the end of input handed out once, at the end;
+//! watermarks (each sender's: how many records it sent) handed out rising, never ahead of a
+//! record sent before them;
 //! credits never exceed the window, and no sender is ever left without credit while the gate
 //! has nothing to do (W/2 groups never stall a sender).
 
@@ -24,6 +26,7 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::element::{Barrier, CheckpointKind, Ending, SavepointFormat};
+use crate::time::{Watermark, WatermarkEvent};
 
 /// Checkpoints 1..=LAST are triggered; each sender may skip some.
 const LAST: u64 = 5;
@@ -35,6 +38,8 @@ type Rec = (usize, usize);
 enum Msg {
     Record(Rec),
     Barrier(u64),
+    /// The sender's watermark: how many records it sent before it.
+    Watermark(usize),
     End,
 }
 
@@ -82,29 +87,34 @@ impl Scenario {
         match msg {
             Msg::Record(r) => ChannelElement::Batch(*r),
             Msg::Barrier(n) => ChannelElement::Barrier(self.barrier(*n)),
+            Msg::Watermark(w) => {
+                ChannelElement::Watermark(WatermarkEvent::Advance(Watermark(*w as i64)))
+            }
             Msg::End => ChannelElement::EndOfInput,
         }
     }
 }
 
-/// Per checkpoint: records before barrier k and whether barrier k is skipped (an upstream
-/// abort); then trailing records.
+/// Per checkpoint: records before barrier k, then a watermark (the number of records so far),
+/// and whether barrier k is skipped (an upstream abort); then trailing records and a watermark.
 fn stream(sender: usize, segments: &[(usize, bool)], tail: usize) -> Vec<Msg> {
     let mut out = Vec::new();
     let mut seq = 0;
-    let mut records = |n: usize, out: &mut Vec<Msg>| {
+    // Appends `n` records and the watermark after them.
+    let records = |n: usize, seq: &mut usize, out: &mut Vec<Msg>| {
         for _ in 0..n {
-            out.push(Msg::Record((sender, seq)));
-            seq += 1;
+            out.push(Msg::Record((sender, *seq)));
+            *seq += 1;
         }
+        out.push(Msg::Watermark(*seq));
     };
     for (k, &(n, skip)) in segments.iter().enumerate() {
-        records(n, &mut out);
+        records(n, &mut seq, &mut out);
         if !skip {
             out.push(Msg::Barrier(k as u64 + 1));
         }
     }
-    records(tail, &mut out);
+    records(tail, &mut seq, &mut out);
     out.push(Msg::End);
     out
 }
@@ -173,6 +183,10 @@ struct Owner {
     channel_state_done: Vec<u64>,
     declined: Vec<u64>,
     inputs_ended: usize,
+    /// Per sender: how many records it sends in all.
+    totals: Vec<usize>,
+    /// The last watermark handed out.
+    watermark: Option<i64>,
     now: Instant,
 }
 
@@ -194,6 +208,12 @@ impl Owner {
             channel_state_done: Vec::new(),
             declined: Vec::new(),
             inputs_ended: 0,
+            totals: s
+                .streams
+                .iter()
+                .map(|m| m.iter().filter(|m| matches!(m, Msg::Record(_))).count())
+                .collect(),
+            watermark: None,
             now: Instant::now(),
         }
     }
@@ -223,6 +243,7 @@ impl Owner {
             Msg::Barrier(n) => {
                 self.first_barrier.entry(*n).or_insert(self.now);
             }
+            Msg::Watermark(_) => {}
             Msg::End => {
                 self.ended.insert(channel);
             }
@@ -337,6 +358,30 @@ impl Owner {
                     }
                 }
                 GateAction::Decline { id, .. } => self.declined.push(id.0),
+                GateAction::Watermark(WatermarkEvent::Advance(Watermark(w))) => {
+                    prop_assert!(
+                        self.watermark.is_none_or(|l| w > l),
+                        "{} after {:?}",
+                        w,
+                        self.watermark
+                    );
+                    self.watermark = Some(w);
+                    // No watermark overtakes a record before it on its channel: every sender's
+                    // first `w` records (all of an ended one's) were processed.
+                    for (sender, total) in self.totals.iter().enumerate() {
+                        let done = self.processed.iter().filter(|r| r.0 == sender).count();
+                        prop_assert!(
+                            done >= (*total).min(w as usize),
+                            "watermark {} handed out with {} of sender {}'s records processed",
+                            w,
+                            done,
+                            sender
+                        );
+                    }
+                }
+                GateAction::Watermark(WatermarkEvent::Idle) => {
+                    prop_assert!(false, "no sender is idle here");
+                }
                 GateAction::InputsEnded => {
                     self.inputs_ended += 1;
                     prop_assert_eq!(self.ended.len(), self.credits.len());
@@ -523,6 +568,9 @@ fn check_common(s: &Scenario, owner: &Owner) -> Result<(), TestCaseError> {
     prop_assert_eq!(owner.gate.state(), GateState::Ended);
     prop_assert_eq!(owner.inputs_ended, 1);
     prop_assert_eq!(owner.gate.pending_checkpoint(), None);
+    // The last channel to end sent its final watermark while it was the only open one.
+    prop_assert!(owner.watermark.is_some(), "no watermark handed out");
+    prop_assert_eq!(owner.gate.watermark().map(|w| w.0), owner.watermark);
     for savepoints in [false, true] {
         let ids: Vec<u64> = owner
             .snapshots

@@ -4,6 +4,7 @@ use std::time::{Duration, Instant};
 
 use super::*;
 use crate::element::{Barrier, CheckpointKind, Ending, SavepointFormat};
+use crate::time::{Watermark, WatermarkEvent};
 
 const ALIGNED: AlignmentMode = AlignmentMode::Aligned;
 const AT_LEAST: AlignmentMode = AlignmentMode::AtLeastOnce;
@@ -36,6 +37,10 @@ pub(super) fn batch(b: &'static str) -> ChannelElement<&'static str> {
 
 pub(super) const END: ChannelElement<&str> = ChannelElement::EndOfInput;
 
+pub(super) fn wm(ms: i64) -> ChannelElement<&'static str> {
+    ChannelElement::Watermark(WatermarkEvent::Advance(Watermark(ms)))
+}
+
 /// A gate, its fake clock, and what it has handed out.
 pub(super) struct Harness {
     pub(super) gate: InputGate<&'static str>,
@@ -56,6 +61,8 @@ pub(super) enum Did {
     Unaligned(u64, Duration),
     ChannelStateDone(u64),
     Decline(u64),
+    Watermark(i64),
+    Idle,
     InputsEnded,
 }
 
@@ -118,6 +125,8 @@ impl Harness {
                     assert_eq!(reason, DeclineReason::Subsumed);
                     did.push(Did::Decline(id.0));
                 }
+                GateAction::Watermark(WatermarkEvent::Advance(w)) => did.push(Did::Watermark(w.0)),
+                GateAction::Watermark(WatermarkEvent::Idle) => did.push(Did::Idle),
                 GateAction::InputsEnded => did.push(Did::InputsEnded),
             }
         }
@@ -406,4 +415,75 @@ fn a_gate_without_channels_has_nothing_to_do() {
     assert_eq!(h.gate.state(), GateState::Receiving);
     h.gate.abort(CheckpointId(1), h.now);
     assert!(h.drain().is_empty());
+}
+
+#[test]
+fn a_watermark_is_handed_out_in_its_place_when_the_minimum_advances() {
+    let mut h = Harness::new(ALIGNED, 2, 100);
+    h.receive(0, batch("a"))
+        .receive(0, wm(10))
+        .receive(1, wm(5))
+        .receive(1, batch("b"))
+        .receive(1, wm(20));
+    assert_eq!(
+        h.drain(),
+        vec![
+            Did::Process(0, "a"),
+            Did::Watermark(5),
+            Did::Process(1, "b"),
+            Did::Watermark(10),
+        ]
+    );
+    assert_eq!(h.gate.watermark(), Some(Watermark(10)));
+}
+
+#[test]
+fn a_watermark_needs_no_output_credit_but_never_overtakes_a_waiting_batch() {
+    let mut h = Harness::new(ALIGNED, 1, 100);
+    h.receive(0, wm(1)).receive(0, batch("a")).receive(0, wm(2));
+    assert_eq!(h.run(EXHAUSTED), vec![Did::Watermark(1)]);
+    assert_eq!(h.drain(), vec![Did::Process(0, "a"), Did::Watermark(2)]);
+}
+
+#[test]
+fn a_blocked_channels_watermark_is_held_with_its_batches_until_alignment_completes() {
+    let mut h = Harness::new(ALIGNED, 2, 100);
+    h.receive(0, wm(1)).receive(1, wm(1));
+    assert_eq!(h.drain(), vec![Did::Watermark(1)]);
+    h.receive(0, cp(1))
+        .receive(0, batch("a"))
+        .receive(0, wm(50))
+        .receive(1, batch("b"))
+        .receive(1, wm(40));
+    assert_eq!(
+        h.drain(),
+        vec![Did::Process(1, "b")],
+        "channel 0 is blocked: its watermark 50 waits, so 40 is not the minimum yet"
+    );
+    h.receive(1, cp(1));
+    assert_eq!(
+        h.drain(),
+        vec![snap(1), Did::Process(0, "a"), Did::Watermark(40),]
+    );
+}
+
+#[test]
+fn an_ended_channel_no_longer_holds_the_watermark_back() {
+    let mut h = Harness::new(ALIGNED, 2, 100);
+    h.receive(0, wm(7)).receive(1, wm(3));
+    assert_eq!(h.drain(), vec![Did::Watermark(3)]);
+    h.receive(1, END);
+    assert_eq!(h.drain(), vec![Did::Watermark(7)]);
+    h.receive(0, END);
+    assert_eq!(h.drain(), vec![Did::InputsEnded]);
+}
+
+#[test]
+fn every_open_channel_idle_hands_out_idle_once() {
+    let mut h = Harness::new(ALIGNED, 2, 100);
+    let idle = ChannelElement::Watermark(WatermarkEvent::Idle);
+    h.receive(0, idle.clone()).receive(1, wm(9));
+    assert_eq!(h.drain(), vec![Did::Watermark(9)]);
+    h.receive(1, idle);
+    assert_eq!(h.drain(), vec![Did::Idle]);
 }

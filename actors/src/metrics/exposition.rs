@@ -232,6 +232,7 @@ mod tests {
                     busy: Duration::from_millis(1500),
                     backpressured: Duration::from_millis(500),
                     backpressured_now: false,
+                    watermark: None,
                 },
             )],
         }

@@ -4,14 +4,17 @@
 //!
 //! - records in: records of the batches the subtask received; records out: of the batches it sent;
 //! - busy time: time spent running the chain on batches (and polling a source);
+//! - the current watermark: the last one the subtask forwarded (event time);
 //! - back-pressured time: time during which some output channel had no credit left, so the
 //!   subtask could not send (Flink's `backPressuredTimeMsPerSecond`, accumulated).
 //!
 //! A chain's counters are the subtask's: records in enter its head, records out leave its tail.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+use weir::time::Watermark;
 
 use super::rate::RateMeter;
 
@@ -26,6 +29,9 @@ pub struct SubtaskMetrics {
     backpressured_nanos: AtomicU64,
     /// Nanoseconds after `epoch` (plus one) since the output has had no credit; 0: it has.
     blocked_since: AtomicU64,
+    /// The subtask's current watermark in milliseconds (the last it handed to its chain and
+    /// forwarded); `i64::MIN` before the first (Flink reports `Long.MIN_VALUE` then too).
+    watermark: AtomicI64,
     /// Read side only: rates over a window.
     rates: Mutex<(RateMeter, RateMeter)>,
 }
@@ -41,6 +47,8 @@ pub struct SubtaskSnapshot {
     /// Including the current stretch, if the output is blocked now.
     pub backpressured: Duration,
     pub backpressured_now: bool,
+    /// The current watermark, if one has been forwarded.
+    pub watermark: Option<i64>,
 }
 
 impl Default for SubtaskMetrics {
@@ -53,6 +61,7 @@ impl Default for SubtaskMetrics {
             busy_nanos: AtomicU64::new(0),
             backpressured_nanos: AtomicU64::new(0),
             blocked_since: AtomicU64::new(0),
+            watermark: AtomicI64::new(i64::MIN),
             rates: Mutex::new((
                 RateMeter::starting_at(epoch, 0),
                 RateMeter::starting_at(epoch, 0),
@@ -81,6 +90,11 @@ impl SubtaskMetrics {
     pub fn busy_since(&self, since: Instant) {
         self.busy_nanos
             .fetch_add(nanos(since.elapsed()), Ordering::Relaxed);
+    }
+
+    /// The subtask's watermark advanced to `watermark`.
+    pub fn watermark(&self, watermark: Watermark) {
+        self.watermark.store(watermark.0, Ordering::Relaxed);
     }
 
     /// An output channel ran out of credit (no-op if the output is already blocked).
@@ -133,6 +147,10 @@ impl SubtaskMetrics {
                     .saturating_add(current),
             ),
             backpressured_now: since != 0,
+            watermark: match self.watermark.load(Ordering::Relaxed) {
+                i64::MIN => None,
+                ms => Some(ms),
+            },
         }
     }
 }

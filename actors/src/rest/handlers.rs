@@ -118,6 +118,11 @@ fn api(cfg: &mut web::ServiceConfig) {
             .default_service(not_allowed()),
     )
     .service(
+        web::resource("/jobs/{job}/vertices/{vertex}/watermarks")
+            .route(web::get().to(vertex_watermarks))
+            .default_service(not_allowed()),
+    )
+    .service(
         web::resource("/jobs/{job}/checkpoints")
             .route(web::get().to(checkpoints))
             .route(web::post().to(operations::trigger_checkpoint))
@@ -313,6 +318,18 @@ async fn vertex_details(state: web::Data<RestState>, path: web::Path<(String, St
     let details = json::vertex_details(&job, index, &counters(&job))
         .ok_or_else(|| fail(StatusCode::NOT_FOUND, format!("no vertex `{vertex}`")))?;
     ok(&details)
+}
+
+async fn vertex_watermarks(
+    state: web::Data<RestState>,
+    path: web::Path<(String, String)>,
+) -> Reply {
+    let (job, vertex) = path.into_inner();
+    let job = find_job(&state, &job)?;
+    let index = find_vertex(&job, &vertex)?;
+    let watermarks = json::vertex_watermarks(&job, index, &counters(&job))
+        .ok_or_else(|| fail(StatusCode::NOT_FOUND, format!("no vertex `{vertex}`")))?;
+    ok(&watermarks)
 }
 
 async fn checkpoint_subtasks(

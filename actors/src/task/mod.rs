@@ -9,8 +9,9 @@
 //! and a [`CheckpointAborted`] run the same loop.
 //!
 //! Outputs: the chain's output writer hands out full batches; the task sends each with
-//! `do_send` on its channel and counts one credit per batch. A barrier is sent on every output
-//! channel after everything before it has been flushed.
+//! `do_send` on its channel and counts one credit per batch. A barrier, and a watermark when
+//! the gate says the subtask's input watermark advanced, is sent on every output channel (every
+//! partitioner broadcasts them) after everything before it has been flushed.
 //!
 //! Unaligned checkpoints: the gate must see a barrier while the batches it overtakes are still
 //! queued, so in [`AlignmentMode::Unaligned`] a `Deliver` only queues its element (and takes
@@ -48,6 +49,7 @@ use weir::ids::{JobId, TaskId};
 use weir::operator::SubtaskInfo;
 use weir::partition::OutBatch;
 use weir::subtask::{SourceDriver, SubtaskLifecycle};
+use weir::time::WatermarkEvent;
 use weir::vertex::RestoredState;
 
 use crate::locations::LocationRegistry;
@@ -341,9 +343,25 @@ impl Task {
                     reason: reason.to_string(),
                 });
             }
+            GateAction::Watermark(event) => self.emit_watermark(event),
             GateAction::InputsEnded => self.end_inputs(),
         }
         false
+    }
+
+    /// The subtask's watermark advanced (or it went idle): the chain reacts to it (and flushes),
+    /// then it goes out on every output channel after everything emitted before it, so it never
+    /// overtakes those records.
+    pub(super) fn emit_watermark(&mut self, event: WatermarkEvent) {
+        if let WatermarkEvent::Advance(w) = event {
+            self.guard(|chain, ready| chain.on_watermark(w, ready));
+            self.setup.metrics.watermark(w);
+        }
+        self.flush();
+        if !self.lifecycle.is_live() {
+            return;
+        }
+        self.broadcast(|| Payload::Watermark(event));
     }
 
     /// A batch of restored channel state, into the chain member it was the input of.
@@ -436,6 +454,7 @@ impl Handler<Deliver> for Task {
                 ChannelElement::Batch(records)
             }
             Payload::Barrier(barrier) => ChannelElement::Barrier(barrier),
+            Payload::Watermark(event) => ChannelElement::Watermark(event),
             Payload::EndOfInput => ChannelElement::EndOfInput,
         };
         match self.gate.receive(channel, element) {

@@ -3,11 +3,14 @@
 //! When to poll is the [`weir::subtask::SourceDriver`]'s decision: one [`Poll`] message at a
 //! time, only while every output channel has credit, again when credit returns. A barrier is
 //! injected by [`InjectBarrier`]: snapshot, forward; after the final one, end of input on every
-//! output channel, and the source's output has ended.
+//! output channel, and the source's output has ended. A source with a watermark strategy emits
+//! its watermark after the batch of a poll when it advanced (flushing that batch first), `Idle`
+//! when it produced nothing for the idleness timeout, and the end of event time when exhausted.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
+use weir::operator::SourcePoll;
 use weir::subtask::AfterPoll;
 
 use super::Task;
@@ -43,7 +46,18 @@ impl Handler<Poll> for Task {
         let poll = self.guard(|chain, ready| chain.poll_source(batch_size, ready));
         self.setup.metrics.busy_since(busy);
         self.send_ready();
-        let (Some(poll), Some(source)) = (poll, self.source.as_mut()) else {
+        let Some(poll) = poll else {
+            return;
+        };
+        // After the batch: the source's watermark, if it advanced (or it went idle).
+        let exhausted = poll == SourcePoll::Exhausted;
+        if let Some(event) = self
+            .guard(|chain, _| Ok(chain.source_watermark(Instant::now(), exhausted)))
+            .flatten()
+        {
+            self.emit_watermark(event);
+        }
+        let Some(source) = self.source.as_mut() else {
             return;
         };
         match source.on_polled(poll) {

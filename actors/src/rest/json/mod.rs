@@ -3,7 +3,7 @@
 //!
 //! - [`jobs`]: `/jobs`, `/jobs/overview`, `/jobs/:id` (`JobDetailsInfo`);
 //! - [`plan`]: `/jobs/:id/plan`; [`vertex`]: `/jobs/:id/vertices/:uid` and per-vertex metrics;
-//!   [`exceptions`]: `/jobs/:id/exceptions`;
+//!   [`watermarks`]: `/jobs/:id/vertices/:uid/watermarks`; [`exceptions`]: `/jobs/:id/exceptions`;
 //! - [`checkpoints`]: `/jobs/:id/checkpoints`, its details and config; [`checkpoint_subtasks`]:
 //!   one vertex's subtasks in one checkpoint;
 //! - [`cluster`]: `/config` (`DashboardConfiguration`) and `/overview` (`ClusterOverviewWithVersion`);
@@ -20,6 +20,7 @@ pub mod exceptions;
 pub mod jobs;
 pub mod plan;
 pub mod vertex;
+pub mod watermarks;
 
 use serde_json::{json, Value};
 
@@ -32,6 +33,7 @@ pub use exceptions::exceptions;
 pub use jobs::{job_details, jobs_list, jobs_overview, Subtasks};
 pub use plan::job_plan;
 pub use vertex::vertex_details;
+pub use watermarks::vertex_watermarks;
 
 /// The body of every 4xx/5xx answer, Flink's `{"errors": [...]}`.
 pub fn errors(message: impl Into<String>) -> Value {
