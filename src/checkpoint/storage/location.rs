@@ -86,10 +86,7 @@ impl Backend {
         let op = shared_operator(&Self::fs_id(&root), || {
             Operator::new(opendal::services::Fs::default().root(&root))
         })
-        .map_err(|source| StorageError::Open {
-            uri: uri.to_string(),
-            source: Box::new(source),
-        })?;
+        .map_err(open_error(uri))?;
         Ok(Self {
             op,
             kind: BackendKind::Fs { root },
@@ -100,10 +97,7 @@ impl Backend {
     fn s3(bucket: &str, uri: &str) -> Result<Self, StorageError> {
         let settings = s3::current().checked(uri)?;
         let op = shared_operator(&settings.store_key(bucket), || settings.operator(bucket))
-            .map_err(|source| StorageError::Open {
-                uri: uri.to_string(),
-                source: Box::new(source),
-            })?;
+            .map_err(open_error(uri))?;
         Ok(Self {
             op,
             kind: BackendKind::S3 {
@@ -117,10 +111,7 @@ impl Backend {
         let op = shared_operator(&Self::memory_id(name), || {
             Operator::new(opendal::services::Memory::default())
         })
-        .map_err(|source| StorageError::Open {
-            uri: uri.to_string(),
-            source: Box::new(source),
-        })?;
+        .map_err(open_error(uri))?;
         Ok(Self {
             op,
             kind: BackendKind::Memory {
@@ -406,6 +397,14 @@ impl SnapshotLocation {
             path: self.backend.external(key.trim_end_matches('/')),
             source: Box::new(source),
         }
+    }
+}
+
+/// Maps a failure to build the operator for `uri` to [`StorageError::Open`].
+fn open_error(uri: &str) -> impl FnOnce(opendal::Error) -> StorageError + '_ {
+    move |source| StorageError::Open {
+        uri: uri.to_string(),
+        source: Box::new(source),
     }
 }
 
