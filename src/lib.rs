@@ -22,6 +22,8 @@
 //! - [`restart`]: restart strategies; [`failure`]: whether retrying can heal a failure.
 //! - [`status`]: job status (Flink's names).
 //! - [`time`]: event time: watermarks and how a subtask combines those of its inputs.
+//! - [`window`]: tumbling, sliding and session windows over event or processing time, fired by
+//!   timers.
 //! - [`format`]: magic/version/checksum framing of every persisted blob.
 
 pub mod chain;
@@ -46,3 +48,4 @@ pub mod stream;
 pub mod subtask;
 pub mod time;
 pub mod vertex;
+pub mod window;

@@ -13,7 +13,7 @@ use crate::element::CheckpointKind;
 use crate::ids::CheckpointId;
 use crate::state::keyed::{KeyedStateStore, StateKey};
 use crate::state::operator_state::OperatorStateStore;
-use crate::time::Watermark;
+use crate::time::{TimeDomain, Watermark};
 
 /// A failure in user code or a connector, with what the subtask was doing.
 #[derive(Debug, thiserror::Error)]
@@ -139,7 +139,8 @@ pub trait KeyedProcessFunction<K: StateKey, I, O>: Send + 'static {
         state: &mut KeyedStateStore<K>,
     ) -> Result<(), OperatorError>;
 
-    /// Handle one record; `state` is already scoped to `key`.
+    /// Handle one record; `state` is already scoped to `key`. Timers for `key` are registered
+    /// with `state.timer_service()?`.
     fn process(
         &mut self,
         key: &K,
@@ -147,6 +148,21 @@ pub trait KeyedProcessFunction<K: StateKey, I, O>: Send + 'static {
         state: &mut KeyedStateStore<K>,
         out: &mut Vec<O>,
     ) -> Result<(), OperatorError>;
+
+    /// A timer of `key` fired: an event-time timer when the watermark reached `timestamp`, a
+    /// processing-time timer when the task's clock did (`domain` says which). `state` is scoped
+    /// to `key`; the timer is no longer registered, and new ones may be. What is emitted goes
+    /// out like `process`'s output (before the watermark that fired it).
+    fn on_timer(
+        &mut self,
+        _timestamp: i64,
+        _domain: TimeDomain,
+        _key: &K,
+        _state: &mut KeyedStateStore<K>,
+        _out: &mut Vec<O>,
+    ) -> Result<(), OperatorError> {
+        Ok(())
+    }
 }
 
 /// A sink, optionally with two-phase commit (Flink's `TwoPhaseCommitSinkFunction` / Sink V2

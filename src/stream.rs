@@ -17,6 +17,10 @@
 //! partitioning of an edge is forward when both sides have the same parallelism and rebalance
 //! otherwise, unless `key_by`, `rebalance` or `broadcast` says so.
 
+use crate::window::{
+    AggregateFunction, AggregateWindow, ProcessWindow, ReduceWindow, TimeWindow, WindowAssigner,
+    WindowFunction, WindowOperator, WindowTime,
+};
 use std::cell::RefCell;
 use std::hash::Hash;
 use std::marker::PhantomData;
@@ -397,6 +401,88 @@ impl<K: StateKey + Hash, T: Record> KeyedStream<K, T> {
         F: Fn(&T, &T) -> T + Clone + Send + 'static,
     {
         self.process(uid, ReduceFn::new(f))
+    }
+}
+
+impl<K: StateKey + Hash, T: Record> KeyedStream<K, T> {
+    /// Groups each key's records into windows of `assigner`, in processing time unless
+    /// [`WindowedStream::event_time`] says where a record's timestamp is.
+    pub fn window(self, assigner: WindowAssigner) -> WindowedStream<K, T> {
+        WindowedStream {
+            keyed: self,
+            assigner,
+            time: WindowTime::Processing,
+            allowed_lateness: Duration::ZERO,
+        }
+    }
+}
+
+/// A keyed stream grouped into windows; one of [`Self::reduce`], [`Self::aggregate`],
+/// [`Self::process`] or [`Self::apply`] says what each window computes.
+pub struct WindowedStream<K, T> {
+    keyed: KeyedStream<K, T>,
+    assigner: WindowAssigner,
+    time: WindowTime<T>,
+    allowed_lateness: Duration,
+}
+
+impl<K: StateKey + Hash, T: Record> WindowedStream<K, T> {
+    /// Event time: `timestamp` gives each record's time in milliseconds, and windows fire when
+    /// the watermark (from the sources' watermark strategies) passes their end.
+    pub fn event_time(mut self, timestamp: impl Fn(&T) -> i64 + Send + Sync + 'static) -> Self {
+        self.time = WindowTime::event(timestamp);
+        self
+    }
+
+    /// Event time: how long after its end a window still takes late records (each fires it
+    /// again); later ones are dropped (see [`WindowFunction::late`]).
+    pub fn allowed_lateness(mut self, lateness: Duration) -> Self {
+        self.allowed_lateness = lateness;
+        self
+    }
+
+    /// Each window computed by a [`WindowFunction`].
+    pub fn apply<O: Record, F: WindowFunction<K, T, O>>(self, uid: &str, f: F) -> DataStream<O> {
+        let lateness = i64::try_from(self.allowed_lateness.as_millis()).unwrap_or(i64::MAX);
+        self.keyed.process(
+            uid,
+            WindowOperator::new(self.assigner, self.time, lateness, f),
+        )
+    }
+
+    /// Each window reduced with `reduce`, emitted as `emit(key, window, reduced)`.
+    pub fn reduce<O: Record>(
+        self,
+        uid: &str,
+        reduce: impl Fn(&T, &T) -> T + Send + Sync + 'static,
+        emit: impl Fn(&K, &TimeWindow, &T) -> O + Send + Sync + 'static,
+    ) -> DataStream<O>
+    where
+        T: StateValue,
+    {
+        self.apply(uid, ReduceWindow::new(reduce, emit))
+    }
+
+    /// Each window aggregated incrementally by `agg`, emitted as `emit(key, window, result)`.
+    pub fn aggregate<O: Record, A: AggregateFunction<T>>(
+        self,
+        uid: &str,
+        agg: A,
+        emit: impl Fn(&K, &TimeWindow, A::Out) -> O + Send + Sync + 'static,
+    ) -> DataStream<O> {
+        self.apply(uid, AggregateWindow::new(agg, emit))
+    }
+
+    /// Each window's records, all at once when it fires.
+    pub fn process<O: Record>(
+        self,
+        uid: &str,
+        process: impl Fn(&K, &TimeWindow, &[T], &mut Vec<O>) + Send + Sync + 'static,
+    ) -> DataStream<O>
+    where
+        T: StateValue,
+    {
+        self.apply(uid, ProcessWindow::new(process))
     }
 }
 

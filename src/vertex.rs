@@ -24,7 +24,7 @@ use crate::state::key_group::{key_group_of, range_for_subtask};
 use crate::state::keyed::{KeyedSnapshotJob, KeyedStateStore, StateBackendKind, StateKey};
 use crate::state::operator_state::OperatorStateStore;
 use crate::state::StateError;
-use crate::time::{SourceTime, Watermark, WatermarkEvent, WatermarkStrategy};
+use crate::time::{SourceTime, TimeDomain, Watermark, WatermarkEvent, WatermarkStrategy};
 
 /// State handed to a subtask when it (re)starts: the blobs of the snapshot's old subtasks that
 /// may hold its state.
@@ -43,6 +43,25 @@ pub struct RestoredState {
 impl RestoredState {
     fn keyed_slices(&self) -> Vec<&[u8]> {
         self.keyed.iter().map(|b| b.as_slice()).collect()
+    }
+
+    /// A keyed operator's restored watermark: the lowest the old subtasks had (none if they had
+    /// none, or nothing was restored).
+    fn watermark(&self, uid: &str) -> Result<Option<Watermark>, OperatorError> {
+        if self.operator.is_empty() {
+            return Ok(None);
+        }
+        let mut store = OperatorStateStore::for_operator(uid);
+        let blobs: Vec<&[u8]> = self.operator.iter().map(|b| b.as_slice()).collect();
+        store.restore(&blobs, 0, 1)?;
+        let saved = store
+            .union_list::<i64>(OPERATOR_WATERMARK_STATE)?
+            .get(&store);
+        // An old subtask that had no watermark yet holds the operator's back to none.
+        if saved.len() < self.operator.len() {
+            return Ok(None);
+        }
+        Ok(saved.into_iter().min().map(Watermark))
     }
 
     fn restore_operator_state(
@@ -145,6 +164,21 @@ pub trait VertexRuntime: Send {
         ready: &mut Vec<OutBatch>,
     ) -> Result<(), OperatorError> {
         self.flush(ready);
+        Ok(())
+    }
+
+    /// Keyed operators with processing-time timers: when the earliest is due (milliseconds
+    /// since the epoch).
+    fn next_processing_timer(&self) -> Option<i64> {
+        None
+    }
+
+    /// The task's clock reached `now_ms`: fire the processing-time timers due by then.
+    fn on_processing_time(
+        &mut self,
+        _now_ms: i64,
+        _ready: &mut Vec<OutBatch>,
+    ) -> Result<(), OperatorError> {
         Ok(())
     }
 
@@ -487,6 +521,10 @@ where
     fn open(&mut self, restored: &RestoredState) -> Result<(), OperatorError> {
         if !restored.keyed.is_empty() {
             self.state.restore(&restored.keyed_slices())?;
+            self.state.restore_timers()?;
+        }
+        if let Some(w) = restored.watermark(&self.info.uid)? {
+            self.state.set_watermark(w);
         }
         self.f.open(&self.info, &mut self.state)
     }
@@ -526,13 +564,92 @@ where
         self.out.flush(ready);
     }
 
+    fn on_watermark(
+        &mut self,
+        watermark: Watermark,
+        ready: &mut Vec<OutBatch>,
+    ) -> Result<(), OperatorError> {
+        self.state.set_watermark(watermark);
+        self.fire(TimeDomain::EventTime, watermark.millis(), ready)?;
+        self.out.flush(ready);
+        Ok(())
+    }
+
+    fn next_processing_timer(&self) -> Option<i64> {
+        self.state.next_processing_timer()
+    }
+
+    fn on_processing_time(
+        &mut self,
+        now_ms: i64,
+        ready: &mut Vec<OutBatch>,
+    ) -> Result<(), OperatorError> {
+        self.fire(TimeDomain::ProcessingTime, now_ms, ready)?;
+        // Output of a timer is not held back for the buffer timeout: nothing else may come.
+        self.out.flush(ready);
+        Ok(())
+    }
+
     fn snapshot(&mut self, _barrier: &Barrier) -> Result<VertexSnapshot, OperatorError> {
         Ok(VertexSnapshot {
             keyed: Some(StateBlob::Deferred(self.state.snapshot_deferred()?)),
-            operator: None,
+            operator: watermark_snapshot(&self.info.uid, self.state.current_watermark())?,
         })
     }
 }
+
+impl<K, I, O, F> KeyedVertex<K, I, O, F>
+where
+    K: StateKey,
+    I: Serialize + DeserializeOwned + Send + 'static,
+    O: Clone + Send + 'static,
+    F: KeyedProcessFunction<K, I, O>,
+{
+    /// Fires the timers of `domain` due at `upto`, including those their callbacks register at
+    /// or before it, in time order.
+    fn fire(
+        &mut self,
+        domain: TimeDomain,
+        upto: i64,
+        ready: &mut Vec<OutBatch>,
+    ) -> Result<(), OperatorError> {
+        loop {
+            let due = self.state.due_timers(domain, upto);
+            if due.is_empty() {
+                return Ok(());
+            }
+            let mut out = Vec::new();
+            for timer in due {
+                if self.state.claim_timer(domain, &timer) {
+                    self.f.on_timer(
+                        timer.timestamp,
+                        domain,
+                        &timer.key,
+                        &mut self.state,
+                        &mut out,
+                    )?;
+                }
+            }
+            self.out.write(out, ready);
+        }
+    }
+}
+
+/// The operator state of a keyed vertex: its watermark, once it has one, so that a restored
+/// operator does not start below it (a rescaled one starts at the lowest of the old subtasks').
+fn watermark_snapshot(uid: &str, watermark: Watermark) -> Result<Option<Vec<u8>>, OperatorError> {
+    if watermark == Watermark::MIN {
+        return Ok(None);
+    }
+    let mut store = OperatorStateStore::for_operator(uid);
+    store
+        .union_list::<i64>(OPERATOR_WATERMARK_STATE)?
+        .update(&mut store, vec![watermark.millis()]);
+    Ok(Some(store.snapshot()?))
+}
+
+/// The union list state that holds a keyed operator's watermark.
+pub const OPERATOR_WATERMARK_STATE: &str = "__weir.watermark";
 
 // ---------------------------------------------------------------------------------------------
 

@@ -239,6 +239,36 @@ impl Chain {
         Ok(())
     }
 
+    /// When the earliest processing-time timer of any member is due (milliseconds since the
+    /// epoch): when the task must wake up without input.
+    pub fn next_processing_timer(&self) -> Option<i64> {
+        self.members
+            .iter()
+            .filter_map(|m| m.runtime.next_processing_timer())
+            .min()
+    }
+
+    /// The task's clock reached `now_ms`: every member fires its due processing-time timers,
+    /// head first; what one emits is processed by the rest.
+    ///
+    /// # Errors
+    /// The member that failed, named.
+    pub fn on_processing_time(
+        &mut self,
+        now_ms: i64,
+        ready: &mut Vec<OutBatch>,
+    ) -> Result<(), OperatorError> {
+        for i in 0..self.members.len() {
+            let mut out = Vec::new();
+            let m = &mut self.members[i];
+            m.runtime
+                .on_processing_time(now_ms, &mut out)
+                .map_err(|e| named(&m.uid, e))?;
+            self.pass_on(i, out, ready)?;
+        }
+        Ok(())
+    }
+
     /// Finishes every member, head first: what one emits on finishing is processed (and
     /// finished) by the rest.
     ///

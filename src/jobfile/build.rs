@@ -156,6 +156,7 @@ pub fn build(
     let mut uids: HashMap<String, usize> = HashMap::new();
     let mut order: Vec<String> = Vec::new();
     let mut previous: Option<Node> = None;
+    let event_time = window_event_time(spec);
 
     for step in &spec.pipeline {
         let at = step.reference();
@@ -265,7 +266,16 @@ pub fn build(
             .uid
             .clone()
             .expect("spec requires a uid for every real step");
-        let mut params = Params::new(uid.clone(), step.params.clone(), &base_dir);
+        let mut step_params = step.params.clone();
+        if step.role == Role::Source && !step_params.contains_key("time-field") {
+            if let Some((field, bound)) = &event_time {
+                step_params.insert("time-field".to_owned(), field.clone());
+                if let Some(bound) = bound {
+                    step_params.insert("out-of-orderness".to_owned(), bound.clone());
+                }
+            }
+        }
+        let mut params = Params::new(uid.clone(), step_params, &base_dir);
         let cx = VertexContext {
             key: key_selector.as_ref(),
             backend: config.state_backend,
@@ -351,6 +361,21 @@ pub fn build(
         warnings: Vec::new(),
         metrics,
     })
+}
+
+/// The event time of the job's first event-time window step (`time-field` and
+/// `out-of-orderness`): sources that set no `time-field` of their own generate watermarks
+/// from it.
+fn window_event_time(spec: &JobSpec) -> Option<(Value, Option<Value>)> {
+    spec.pipeline
+        .iter()
+        .filter(|s| {
+            s.role == Role::Operator && matches!(s.kind.as_str(), "window" | "window-count")
+        })
+        .find_map(|s| {
+            let field = s.params.get("time-field").filter(|v| !v.is_null())?;
+            Some((field.clone(), s.params.get("out-of-orderness").cloned()))
+        })
 }
 
 fn check_unread(params: &Params) -> Result<(), StepProblem> {

@@ -38,9 +38,36 @@ use super::value::JsonKey;
 use crate::graph::VertexRole;
 use crate::operator::{KeyedProcessFunction, Operator, Sink, Source};
 use crate::state::keyed::StateBackendKind;
+use crate::time::WatermarkStrategy;
 use crate::vertex::{
-    keyed_factory, operator_factory, sink_factory, source_factory, KeySelector, VertexFactory,
+    keyed_factory, operator_factory, sink_factory, source_factory_with_watermarks, KeySelector,
+    VertexFactory,
 };
+
+/// Every source's event-time parameters: `time-field` (milliseconds since the epoch, a whole
+/// number; a record without one does not move the watermark), `out-of-orderness` (the bound
+/// of a bounded-out-of-orderness strategy; 0 by default) and `idleness`.
+fn watermark_params(p: &mut Params) -> Result<Option<WatermarkStrategy<Value>>, ParamError> {
+    let field = p.opt_field("time-field")?;
+    let bound = p.opt_duration("out-of-orderness")?;
+    let idleness = p.opt_duration("idleness")?;
+    let Some(field) = field else {
+        if bound.is_some() || idleness.is_some() {
+            return Err(ParamError::Missing {
+                param: "time-field".to_owned(),
+            });
+        }
+        return Ok(None);
+    };
+    let mut strategy = WatermarkStrategy::for_bounded_out_of_orderness(bound.unwrap_or_default())
+        .with_timestamp_assigner(move |r: &Value| {
+            field.get(r).and_then(Value::as_i64).unwrap_or(i64::MIN)
+        });
+    if let Some(idle) = idleness {
+        strategy = strategy.with_idleness(idle);
+    }
+    Ok(Some(strategy))
+}
 
 /// The reserved name of the key-by step.
 pub const KEY_BY: &str = "key-by";
@@ -60,9 +87,6 @@ pub(crate) enum Keying {
     Any,
     /// A keyed process function: needs a key-by input, gets keyed state.
     Keyed,
-    /// A plain operator that needs its input partitioned by key (it keeps per-key data in
-    /// operator state itself), such as the window count.
-    Partitioned,
 }
 
 type Maker =
@@ -131,8 +155,11 @@ impl Registry {
         F: Fn(&mut Params) -> Result<S, ParamError> + Send + Sync + 'static,
     {
         let make: Maker = Arc::new(move |params, cx| {
+            let watermarks = watermark_params(params)?;
             let source = cx.metrics.count_source(factory(params)?);
-            Ok(source_factory::<Value, _>(source))
+            Ok(source_factory_with_watermarks::<Value, _>(
+                source, watermarks,
+            ))
         });
         self.insert(
             Role::Source,
@@ -188,34 +215,6 @@ impl Registry {
             Entry {
                 keying: Keying::Keyed,
                 vertex_role: VertexRole::KeyedOperator,
-                make,
-            },
-        )
-    }
-
-    /// Registers an operator that needs key-partitioned input and is given the key selector
-    /// (the built-in window count).
-    pub(crate) fn register_partitioned<O, F>(&mut self, name: &str, factory: F) -> &mut Self
-    where
-        O: Operator<Value, Value> + Clone,
-        F: Fn(&mut Params, KeySelector<Value, JsonKey>) -> Result<O, ParamError>
-            + Send
-            + Sync
-            + 'static,
-    {
-        let make: Maker = Arc::new(move |params, cx| {
-            let key = cx
-                .key
-                .cloned()
-                .ok_or_else(|| ParamError::other("this operator needs a key-by input"))?;
-            Ok(operator_factory::<Value, Value, _>(factory(params, key)?))
-        });
-        self.insert(
-            Role::Operator,
-            name,
-            Entry {
-                keying: Keying::Partitioned,
-                vertex_role: VertexRole::Operator,
                 make,
             },
         )

@@ -9,10 +9,12 @@ use serde_json::Value;
 use crate::operator::{OperatorError, Source, SourcePoll, SubtaskInfo};
 use crate::state::operator_state::OperatorStateStore;
 
+type Convert<T> = Arc<dyn Fn(T) -> Result<Value, OperatorError> + Send + Sync>;
+
 /// `inner`'s records, each turned into a JSON value by `convert`.
 pub struct JsonSource<S, T> {
     inner: S,
-    convert: Arc<dyn Fn(T) -> Value + Send + Sync>,
+    convert: Convert<T>,
     scratch: Vec<T>,
 }
 
@@ -28,6 +30,15 @@ impl<S: Clone, T> Clone for JsonSource<S, T> {
 
 impl<S, T> JsonSource<S, T> {
     pub fn new(inner: S, convert: impl Fn(T) -> Value + Send + Sync + 'static) -> Self {
+        Self::try_new(inner, move |r| Ok(convert(r)))
+    }
+
+    /// Like [`Self::new`], with a conversion that may refuse a record (which fails the
+    /// subtask: a line that is not JSON, say).
+    pub fn try_new(
+        inner: S,
+        convert: impl Fn(T) -> Result<Value, OperatorError> + Send + Sync + 'static,
+    ) -> Self {
         Self {
             inner,
             convert: Arc::new(convert),
@@ -48,7 +59,10 @@ impl<S: Source<T>, T: Send + 'static> Source<Value> for JsonSource<S, T> {
     fn poll(&mut self, out: &mut Vec<Value>, max: usize) -> Result<SourcePoll, OperatorError> {
         self.scratch.clear();
         let poll = self.inner.poll(&mut self.scratch, max)?;
-        out.extend(self.scratch.drain(..).map(|r| (self.convert)(r)));
+        out.reserve(self.scratch.len());
+        for r in self.scratch.drain(..) {
+            out.push((self.convert)(r)?);
+        }
         Ok(poll)
     }
 

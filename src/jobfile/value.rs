@@ -102,11 +102,6 @@ impl JsonKey {
         Self::of(field.get(record).unwrap_or(&Value::Null))
     }
 
-    /// A key below every key of a value (the empty text), for range bounds.
-    pub(crate) fn lowest() -> Self {
-        Self(String::new())
-    }
-
     /// The canonical JSON text.
     pub fn as_str(&self) -> &str {
         &self.0
@@ -153,13 +148,6 @@ fn write_canonical(value: &Value, out: &mut String) {
         }
         other => out.push_str(&other.to_string()),
     }
-}
-
-/// The current wall-clock time in milliseconds since the Unix epoch.
-pub(crate) fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 #[cfg(test)]

@@ -1,294 +1,264 @@
-//! `window-count`: a tumbling-window count per key, `{"key", "window_start", "window_end",
-//! "count"}` once per key and window.
+//! `window` (alias `window-count`): tumbling, sliding or session windows per key, aggregated
+//! and emitted as `{"key", "window_start", "window_end", <aggregate>: n}` once per key and
+//! window when the window fires — the engine's [`WindowOperator`], so windows and the timers
+//! that fire them are keyed state in every checkpoint.
 //!
-//! **Time.** With `time-field: ts` the window of a record is taken from that field (event time,
-//! milliseconds since the epoch); without it, from the wall clock when the subtask processes the
-//! record (processing time). Windows are `[start, start + size)` with `start` a multiple of
-//! `size`.
-//!
-//! **When a window is emitted.** Operators get no timer callbacks yet, so a window is emitted
-//! when the subtask next processes a batch at or after the window's end — a record whose event
-//! time is past the end, or (processing time) any batch that arrives after the end — and every
-//! open window is emitted at end of input (`finish`, also on a drained stop). In event time a
-//! record for a window that was already emitted is late and dropped (counted in the log).
-//!
-//! **State.** The operator needs its input partitioned by key (a key-by edge); it keeps its open
-//! windows as union operator state, and after a restore each subtask keeps the windows whose
-//! key falls in its key groups, so a rescaled restore regroups them correctly.
+//! Parameters:
+//! - `size` (tumbling), with `slide` (sliding), or `gap` (sessions);
+//! - `time-field`: event time from this field (milliseconds since the epoch, a whole number);
+//!   without it, processing time (the wall clock when the subtask processes the record);
+//! - `out-of-orderness`: how far records may arrive out of order; the job's sources then
+//!   generate watermarks from `time-field` with this bound (see [`super::build`]);
+//! - `allowed-lateness`: how long after its end a window still takes records (each fires it
+//!   again); later records are late;
+//! - `aggregate`: `count` (default), `sum`, `min` or `max` of `field`;
+//! - `late-data`: `drop` (default; counted) or `emit` (`{"key", "late": <record>}` in the
+//!   output).
 
-use std::collections::BTreeMap;
+use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::params::{ParamError, Params};
-use super::value::{now_ms, Field, JsonKey};
-use crate::operator::{Operator, OperatorError, SubtaskInfo};
-use crate::state::key_group::{key_group_of, range_for_subtask};
-use crate::state::operator_state::{OperatorListState, OperatorStateStore};
-use crate::vertex::KeySelector;
+use super::params::{describe, ParamError, Params};
+use super::value::{Field, JsonKey};
+use crate::operator::OperatorError;
+use crate::window::{TimeWindow, WindowAssigner, WindowFunction, WindowOperator, WindowTime};
 
-/// A window's key and start, with its count so far (what the state holds).
-type SavedWindow = (JsonKey, u64, u64);
+/// The job-file window operator.
+pub type JsonWindow = WindowOperator<JsonKey, Value, Value, JsonAggregate>;
 
-/// See the module docs.
-#[derive(Clone)]
-pub struct WindowCount {
-    size_ms: u64,
-    time_field: Option<Field>,
-    key_of: KeySelector<Value, JsonKey>,
-    uid: String,
-    /// Open windows by (start, key).
-    windows: BTreeMap<(u64, JsonKey), u64>,
-    /// Event time: the largest timestamp seen; processing time: now.
-    frontier: u64,
-    late: u64,
-    windows_state: Option<OperatorListState<SavedWindow>>,
-    frontier_state: Option<OperatorListState<u64>>,
+/// What a job-file window computes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Aggregate {
+    Count,
+    Sum,
+    Min,
+    Max,
 }
 
-impl WindowCount {
-    /// Reads `size` (a duration, at least 1 ms) and `time-field`.
-    ///
-    /// # Errors
-    /// A missing or zero `size`, or a bad `time-field`.
-    pub fn from_params(
-        p: &mut Params,
-        key_of: KeySelector<Value, JsonKey>,
-    ) -> Result<Self, ParamError> {
-        let size = p.duration("size")?;
-        let size_ms = size.as_millis() as u64;
-        if size_ms == 0 {
-            return Err(ParamError::Invalid {
-                param: "size".to_owned(),
-                expected: "a duration of at least 1 ms".to_owned(),
-                found: format!("{size:?}"),
-            });
+impl Aggregate {
+    fn name(self) -> &'static str {
+        match self {
+            Aggregate::Count => "count",
+            Aggregate::Sum => "sum",
+            Aggregate::Min => "min",
+            Aggregate::Max => "max",
         }
-        Ok(Self {
-            size_ms,
-            time_field: p.opt_field("time-field")?,
-            key_of,
-            uid: p.uid().to_owned(),
-            windows: BTreeMap::new(),
-            frontier: 0,
-            late: 0,
-            windows_state: None,
-            frontier_state: None,
+    }
+}
+
+/// A window's accumulator: the count, or the running sum/min/max (whole numbers stay exact).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Acc {
+    Count(u64),
+    Int(i64),
+    Float(f64),
+}
+
+impl Acc {
+    fn to_value(self) -> Value {
+        match self {
+            Acc::Count(n) => Value::from(n),
+            Acc::Int(n) => Value::from(n),
+            Acc::Float(f) => Value::from(f),
+        }
+    }
+
+    fn of_number(n: &serde_json::Number) -> Acc {
+        match n.as_i64() {
+            Some(i) => Acc::Int(i),
+            None => Acc::Float(n.as_f64().unwrap_or(0.0)),
+        }
+    }
+
+    fn combine(self, other: Acc, how: Aggregate) -> Acc {
+        match (how, self, other) {
+            (_, Acc::Count(a), Acc::Count(b)) => Acc::Count(a + b),
+            (Aggregate::Sum, Acc::Int(a), Acc::Int(b)) => match a.checked_add(b) {
+                Some(s) => Acc::Int(s),
+                None => Acc::Float(a as f64 + b as f64),
+            },
+            (Aggregate::Min, Acc::Int(a), Acc::Int(b)) => Acc::Int(a.min(b)),
+            (Aggregate::Max, Acc::Int(a), Acc::Int(b)) => Acc::Int(a.max(b)),
+            (how, a, b) => {
+                let (a, b) = (a.as_f64(), b.as_f64());
+                Acc::Float(match how {
+                    Aggregate::Min => a.min(b),
+                    Aggregate::Max => a.max(b),
+                    _ => a + b,
+                })
+            }
+        }
+    }
+
+    fn as_f64(self) -> f64 {
+        match self {
+            Acc::Count(n) => n as f64,
+            Acc::Int(n) => n as f64,
+            Acc::Float(f) => f,
+        }
+    }
+}
+
+/// The window function of the job-file window.
+#[derive(Clone)]
+pub struct JsonAggregate {
+    uid: String,
+    aggregate: Aggregate,
+    field: Option<Field>,
+    emit_late: bool,
+}
+
+impl WindowFunction<JsonKey, Value, Value> for JsonAggregate {
+    type Acc = Acc;
+
+    fn add(&self, acc: Option<Acc>, input: Value) -> Result<Acc, OperatorError> {
+        let next = match (&self.field, self.aggregate) {
+            (_, Aggregate::Count) | (None, _) => Acc::Count(1),
+            (Some(f), how) => match f.get(&input) {
+                Some(Value::Number(n)) => Acc::of_number(n),
+                other => {
+                    return Err(OperatorError::msg(format!(
+                        "window `{}`: field `{f}` of record {input} is {}, not a number (to {})",
+                        self.uid,
+                        other.map_or("missing".to_owned(), describe),
+                        how.name()
+                    )))
+                }
+            },
+        };
+        Ok(match acc {
+            Some(acc) => acc.combine(next, self.aggregate),
+            None => next,
         })
     }
 
-    fn time_of(&self, record: &Value) -> Result<u64, OperatorError> {
-        match &self.time_field {
-            None => Ok(now_ms()),
-            Some(f) => f.get(record).and_then(Value::as_u64).ok_or_else(|| {
-                OperatorError::msg(format!(
-                    "window-count `{}`: field `{f}` of record {record} is not a timestamp \
-                     (milliseconds since the epoch, a whole number)",
-                    self.uid
-                ))
-            }),
-        }
+    fn merge(&self, a: Acc, b: Acc) -> Acc {
+        a.combine(b, self.aggregate)
     }
 
-    fn emit(&self, start: u64, key: &JsonKey, count: u64, out: &mut Vec<Value>) {
-        out.push(json!({
-            "key": key.to_value(),
-            "window_start": start,
-            "window_end": start + self.size_ms,
-            "count": count,
-        }));
-    }
-
-    /// Emits every window that ends at or before the frontier, in (start, key) order.
-    fn emit_closed(&mut self, out: &mut Vec<Value>) {
-        // start + size <= frontier  ⇔  start < frontier + 1 - size.
-        let cut = (self.frontier + 1).saturating_sub(self.size_ms);
-        let open = self.windows.split_off(&(cut, JsonKey::lowest()));
-        for ((start, key), count) in std::mem::replace(&mut self.windows, open) {
-            self.emit(start, &key, count, out);
-        }
-    }
-}
-
-impl Operator<Value, Value> for WindowCount {
-    fn open(
-        &mut self,
-        info: &SubtaskInfo,
-        state: &mut OperatorStateStore,
+    fn emit(
+        &self,
+        key: &JsonKey,
+        w: &TimeWindow,
+        acc: &Acc,
+        out: &mut Vec<Value>,
     ) -> Result<(), OperatorError> {
-        let windows = state.union_list::<SavedWindow>("windows")?;
-        let frontier = state.union_list::<u64>("frontier")?;
-        let mine = range_for_subtask(info.max_parallelism, info.parallelism, info.index);
-        self.windows = windows
-            .get(state)
-            .into_iter()
-            .filter(|(key, _, _)| mine.contains(key_group_of(key, info.max_parallelism)))
-            .map(|(key, start, count)| ((start, key), count))
-            .collect();
-        // The earliest restored frontier: no window is closed that some old subtask kept open.
-        self.frontier = frontier.get(state).into_iter().min().unwrap_or(0);
-        self.windows_state = Some(windows);
-        self.frontier_state = Some(frontier);
-        self.uid = info.uid.clone();
+        let mut record = json!({
+            "key": key.to_value(),
+            "window_start": w.start,
+            "window_end": w.end,
+        });
+        record[self.aggregate.name()] = acc.to_value();
+        out.push(record);
         Ok(())
     }
 
-    fn process(&mut self, input: Vec<Value>, out: &mut Vec<Value>) -> Result<(), OperatorError> {
-        for record in &input {
-            let t = self.time_of(record)?;
-            let start = t - t % self.size_ms;
-            if self.time_field.is_some() && start + self.size_ms <= self.frontier {
-                self.late += 1;
-                tracing::debug!(uid = %self.uid, late = self.late, "window-count dropped a late record");
-                continue;
-            }
-            *self
-                .windows
-                .entry((start, (self.key_of)(record)))
-                .or_insert(0) += 1;
-            self.frontier = self.frontier.max(t);
-        }
-        if self.time_field.is_none() {
-            self.frontier = self.frontier.max(now_ms());
-        }
-        self.emit_closed(out);
-        Ok(())
-    }
-
-    fn snapshot(&mut self, state: &mut OperatorStateStore) -> Result<(), OperatorError> {
-        let saved = self
-            .windows
-            .iter()
-            .map(|((start, key), count)| (key.clone(), *start, *count))
-            .collect();
-        self.windows_state
-            .as_ref()
-            .expect("opened")
-            .update(state, saved);
-        self.frontier_state
-            .as_ref()
-            .expect("opened")
-            .update(state, vec![self.frontier]);
-        Ok(())
-    }
-
-    fn finish(&mut self, out: &mut Vec<Value>) -> Result<(), OperatorError> {
-        for ((start, key), count) in std::mem::take(&mut self.windows) {
-            self.emit(start, &key, count, out);
+    fn late(&self, key: &JsonKey, input: Value, out: &mut Vec<Value>) -> Result<(), OperatorError> {
+        if self.emit_late {
+            out.push(json!({"key": key.to_value(), "late": input}));
         }
         Ok(())
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use std::sync::Arc;
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
 
-    use serde_json::json;
-
-    use super::*;
-
-    fn window(size: &str, time_field: Option<&str>) -> WindowCount {
-        let mut params = json!({"size": size});
-        if let Some(f) = time_field {
-            params["time-field"] = json!(f);
+/// Reads the step's parameters (see the module docs).
+///
+/// # Errors
+/// A missing or contradictory window shape, a bad duration or field, an unknown aggregate.
+pub fn from_params(p: &mut Params) -> Result<JsonWindow, ParamError> {
+    let invalid = |param: &str, expected: &str, found: String| ParamError::Invalid {
+        param: param.to_owned(),
+        expected: expected.to_owned(),
+        found,
+    };
+    let spec = |e: crate::window::WindowSpecError, param: &str| invalid(param, e.expected, e.found);
+    let size = p.opt_duration("size")?;
+    let slide = p.opt_duration("slide")?;
+    let gap = p.opt_duration("gap")?;
+    let assigner = match (size, slide, gap) {
+        (Some(size), None, None) => WindowAssigner::tumbling(size).map_err(|e| spec(e, "size"))?,
+        (Some(size), Some(slide), None) => {
+            WindowAssigner::sliding(size, slide).map_err(|e| spec(e, "slide"))?
         }
-        let mut p = Params::new("w", params.as_object().unwrap().clone(), "/");
-        let key = Field::parse("k").unwrap();
-        WindowCount::from_params(
-            &mut p,
-            Arc::new(move |r: &Value| JsonKey::of_field(&key, r)),
-        )
-        .unwrap()
-    }
-
-    fn info(index: u32, parallelism: u32) -> SubtaskInfo {
-        SubtaskInfo {
-            uid: "w".into(),
-            index,
-            parallelism,
-            max_parallelism: 128,
-            restored: None,
+        (None, None, Some(gap)) => WindowAssigner::session(gap).map_err(|e| spec(e, "gap"))?,
+        (None, Some(_), _) => {
+            return Err(ParamError::Missing {
+                param: "size".to_owned(),
+            })
         }
-    }
-
-    fn rec(k: &str, ts: u64) -> Value {
-        json!({"k": k, "ts": ts})
-    }
-
-    #[test]
-    fn event_time_windows_close_when_time_passes_their_end_and_at_finish() {
-        let mut w = window("10 ms", Some("ts"));
-        let mut state = OperatorStateStore::for_operator("w");
-        w.open(&info(0, 1), &mut state).unwrap();
-        let mut out = Vec::new();
-        w.process(vec![rec("a", 1), rec("b", 3), rec("a", 9)], &mut out)
-            .unwrap();
-        assert!(out.is_empty());
-        w.process(vec![rec("a", 10), rec("a", 2)], &mut out)
-            .unwrap();
-        assert_eq!(
-            out,
-            vec![
-                json!({"key": "a", "window_start": 0, "window_end": 10, "count": 2}),
-                json!({"key": "b", "window_start": 0, "window_end": 10, "count": 1}),
-            ]
-        );
-        assert_eq!(w.late, 1, "ts 2 arrived after its window closed");
-        out.clear();
-        w.finish(&mut out).unwrap();
-        assert_eq!(
-            out,
-            vec![json!({"key": "a", "window_start": 10, "window_end": 20, "count": 1})]
-        );
-        let err = w.process(vec![json!({"k": "a"})], &mut out).unwrap_err();
-        assert!(err.to_string().contains("field `ts`"), "{err}");
-    }
-
-    #[test]
-    fn open_windows_survive_a_rescaled_restore_in_the_subtask_that_owns_their_key() {
-        let mut w = window("1 min", Some("ts"));
-        let mut state = OperatorStateStore::for_operator("w");
-        w.open(&info(0, 1), &mut state).unwrap();
-        let keys: Vec<String> = (0..20).map(|i| format!("k{i}")).collect();
-        let batch = keys.iter().map(|k| rec(k, 5)).collect();
-        w.process(batch, &mut Vec::new()).unwrap();
-        w.snapshot(&mut state).unwrap();
-        let blob = state.snapshot().unwrap();
-
-        let mut emitted = Vec::new();
-        for index in 0..3 {
-            let mut restored = OperatorStateStore::for_operator("w");
-            restored.restore(&[blob.as_slice()], index, 3).unwrap();
-            let mut w = window("1 min", Some("ts"));
-            w.open(&info(index, 3), &mut restored).unwrap();
-            w.finish(&mut emitted).unwrap();
+        (None, None, None) => return Err(ParamError::other(
+            "a window needs `size` (tumbling), `size` and `slide` (sliding) or `gap` (sessions)",
+        )),
+        (Some(_), _, Some(_)) => {
+            return Err(ParamError::other(
+                "`gap` (session windows) cannot be combined with `size`/`slide`",
+            ))
         }
-        let mut got: Vec<String> = emitted
-            .iter()
-            .map(|v| v["key"].as_str().unwrap().to_owned())
-            .collect();
-        got.sort();
-        let mut want = keys.clone();
-        want.sort();
-        assert_eq!(got, want, "each window exactly once over the new subtasks");
-        assert!(emitted.iter().all(|v| v["count"] == json!(1)));
+    };
+    let time_field = p.opt_field("time-field")?;
+    // Read here so it counts as a known parameter; the builder gives it to the sources.
+    p.opt_duration("out-of-orderness")?;
+    let lateness = p.opt_duration("allowed-lateness")?.unwrap_or_default();
+    if time_field.is_none() && !lateness.is_zero() {
+        return Err(invalid(
+            "allowed-lateness",
+            "no lateness without `time-field` (processing-time windows have no late records)",
+            format!("{lateness:?}"),
+        ));
     }
-
-    #[test]
-    fn processing_time_windows_use_the_clock() {
-        let mut w = window("1 h", None);
-        let mut state = OperatorStateStore::for_operator("w");
-        w.open(&info(0, 1), &mut state).unwrap();
-        let mut out = Vec::new();
-        w.process(vec![json!({"k": 1}), json!({"k": 1})], &mut out)
-            .unwrap();
-        w.finish(&mut out).unwrap();
-        assert_eq!(out.len(), 1);
-        assert_eq!(out[0]["count"], json!(2));
-        assert_eq!(out[0]["key"], json!(1));
-        let start = out[0]["window_start"].as_u64().unwrap();
-        assert_eq!(start % 3_600_000, 0);
-        assert!(start <= now_ms());
-    }
+    let aggregate = match p.opt_str("aggregate")?.as_deref() {
+        None | Some("count") => Aggregate::Count,
+        Some("sum") => Aggregate::Sum,
+        Some("min") => Aggregate::Min,
+        Some("max") => Aggregate::Max,
+        Some(other) => {
+            return Err(invalid(
+                "aggregate",
+                "one of count, sum, min, max",
+                format!("`{other}`"),
+            ))
+        }
+    };
+    let field = match aggregate {
+        Aggregate::Count => None,
+        _ => Some(p.field("field")?),
+    };
+    let emit_late = match p.opt_str("late-data")?.as_deref() {
+        None | Some("drop") => false,
+        Some("emit") => true,
+        Some(other) => return Err(invalid("late-data", "drop or emit", format!("`{other}`"))),
+    };
+    let uid = p.uid().to_owned();
+    let time = match time_field {
+        None => WindowTime::Processing,
+        Some(f) => {
+            let uid = uid.clone();
+            WindowTime::event_checked(move |r: &Value| {
+                f.get(r).and_then(Value::as_i64).ok_or_else(|| {
+                    OperatorError::msg(format!(
+                        "window `{uid}`: field `{f}` of record {r} is {}, not a timestamp \
+                         (milliseconds since the epoch, a whole number)",
+                        f.get(r).map_or("missing".to_owned(), describe)
+                    ))
+                })
+            })
+        }
+    };
+    Ok(WindowOperator::new(
+        assigner,
+        time,
+        millis(lateness),
+        JsonAggregate {
+            uid,
+            aggregate,
+            field,
+            emit_late,
+        },
+    ))
 }

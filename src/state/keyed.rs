@@ -172,6 +172,10 @@ pub struct KeyedStateStore<K> {
     states: Vec<Registered<K>>,
     by_name: HashMap<String, u32>,
     pending: BTreeMap<String, Arc<Pending>>,
+    /// Timers registered through [`KeyedStateStore::timer_service`] (see [`super::timers`]).
+    pub(super) timers: Option<Box<super::timers::StoreTimers<K>>>,
+    /// The operator's watermark, as the runtime last set it (for timers and windows).
+    pub(super) watermark: crate::time::Watermark,
 }
 
 impl<K> fmt::Debug for KeyedStateStore<K> {
@@ -217,6 +221,8 @@ impl<K: StateKey> KeyedStateStore<K> {
             states: Vec::new(),
             by_name: HashMap::new(),
             pending: BTreeMap::new(),
+            timers: None,
+            watermark: crate::time::Watermark::MIN,
         }
     }
 
@@ -440,6 +446,27 @@ impl<K: StateKey> KeyedStateStore<K> {
              partitioner routed it to the wrong subtask",
             self.operator_uid, self.key_groups
         )
+    }
+
+    /// Whether `name` was restored and is not registered yet.
+    pub(crate) fn is_pending(&self, name: &str) -> bool {
+        self.pending.contains_key(name)
+    }
+
+    /// Every key with an entry in the registered state `name` (none if it is not registered).
+    pub(crate) fn keys_of(&self, name: &str) -> Vec<K> {
+        let mut keys = Vec::new();
+        if let Some(&index) = self.by_name.get(name) {
+            self.states[index as usize]
+                .table
+                .for_each_key(&mut |k| keys.push(k.key.clone()));
+        }
+        keys
+    }
+
+    /// Scopes no key: handles panic until the next `set_current_key`.
+    pub(crate) fn clear_current_key(&mut self) {
+        self.current = None;
     }
 
     /// The key the handles are scoped to.

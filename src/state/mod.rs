@@ -8,6 +8,8 @@
 //! - [`snapshot`]: the versioned, checksummed blob formats both stores write and read.
 //! - `snapshot_job`: [`KeyedSnapshotJob`], keyed state captured at a barrier in O(key groups)
 //!   and encoded into its blob later, on another thread.
+//! - [`timers`]: event-time and processing-time timers of a keyed store, kept as keyed state
+//!   ([`KeyedStateStore::timer_service`]).
 //! - [`error`]: [`StateError`], the one error type of this module.
 //!
 //! Internally, `table` is the interface between a keyed store and its backend (the [`keyed`]
@@ -30,6 +32,7 @@ pub mod operator_state;
 pub mod snapshot;
 mod snapshot_job;
 mod table;
+pub mod timers;
 
 #[cfg(test)]
 mod rescale_tests;

@@ -48,7 +48,8 @@ use weir::gate::{
 use weir::ids::{JobId, TaskId};
 use weir::operator::SubtaskInfo;
 use weir::partition::OutBatch;
-use weir::subtask::{SourceDriver, SubtaskLifecycle};
+use weir::state::timers::processing_time_now;
+use weir::subtask::{OperatorsFinish, Phase, SourceDriver, SubtaskLifecycle};
 use weir::time::WatermarkEvent;
 use weir::vertex::RestoredState;
 
@@ -123,6 +124,8 @@ pub struct Task {
     drain_scheduled: bool,
     /// The gate's deadline a timer is set for.
     timer_at: Option<Instant>,
+    /// The earliest processing-time timer of the chain a wake-up is set for (ms since epoch).
+    wakeup_at: Option<i64>,
 }
 
 impl Task {
@@ -141,6 +144,7 @@ impl Task {
             unaligned: None,
             drain_scheduled: false,
             timer_at: None,
+            wakeup_at: None,
         }
     }
 
@@ -230,6 +234,38 @@ impl Task {
             self.drain(None);
         }
         self.set_timer(ctx);
+        self.set_wakeup(ctx);
+    }
+
+    /// A wake-up for the chain's earliest processing-time timer, unless one is set for it or
+    /// earlier already. Timers fire while the subtask runs: not after its operators finished,
+    /// nor after a stop-with-savepoint kept their state in the savepoint.
+    fn set_wakeup(&mut self, ctx: &mut Context<Self>) {
+        if !self.timers_may_fire() {
+            return;
+        }
+        let Some(due) = self.setup.chain.next_processing_timer() else {
+            return;
+        };
+        if self.wakeup_at.is_some_and(|at| at <= due) {
+            return;
+        }
+        self.wakeup_at = Some(due);
+        let wait = u64::try_from(due.saturating_sub(processing_time_now())).unwrap_or(0);
+        ctx.run_later(Duration::from_millis(wait), |act, ctx| {
+            act.wakeup_at = None;
+            if act.timers_may_fire() {
+                let now = processing_time_now();
+                act.guard(|chain, ready| chain.on_processing_time(now, ready));
+                act.send_ready();
+            }
+            act.work(ctx);
+        });
+    }
+
+    fn timers_may_fire(&self) -> bool {
+        self.lifecycle.phase() == Phase::Running
+            && self.lifecycle.operators_finish() == OperatorsFinish::Due
     }
 
     /// Unaligned mode: the next drain step, after yielding the arbiter's thread once (a
