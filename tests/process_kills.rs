@@ -45,6 +45,10 @@ const GROUP_RATE: u64 = 1_000;
 /// A sequence at the default parallelism, keyed by value: each number counted once.
 const WIDE: u64 = 9_000;
 const WIDE_RATE: u64 = 3_000;
+/// Event-time tumbling windows per group over `value` (every source's watermark follows its
+/// `value`): each holds `WINDOW` numbers. Group 1's windows wait in state (with their timers)
+/// for the end of group 0's input, across kills.
+const WINDOW: u64 = 100;
 const INTERVAL: Duration = Duration::from_millis(100);
 const DEFAULT_KILLS: usize = 6;
 const SIGKILL: i32 = 9;
@@ -54,8 +58,8 @@ fn group_from(g: u64) -> u64 {
 }
 
 /// The job file: per group `seq-g` (parallelism 1, so each key's records arrive in order and
-/// its running sums are deterministic) → `tag-g` (adds `group`); the groups → `counts` and
-/// `sums` keyed by group → exactly-once file sink `out` (few keys: some of its subtasks may get
+/// its running sums are deterministic) → `tag-g` (adds `group`); the groups → `counts`,
+/// `sums` and event-time `windows` keyed by group → exactly-once file sink `out` (few keys: some of its subtasks may get
 /// nothing, so their share of the sink's state differs); `wide` → `once` keyed by value →
 /// exactly-once file sink `out-wide`. Checkpoints every 100 ms into `dir/checkpoints`.
 /// `rated: false` runs flat out.
@@ -99,9 +103,10 @@ pipeline:
         text,
         "  - operator: count\n    uid: counts\n    input: [{tags}]\n    key-by: group
   - operator: sum\n    uid: sums\n    field: value\n    input: [{tags}]\n    key-by: group
+  - operator: window\n    uid: windows\n    size: {WINDOW} ms\n    time-field: value\n    input: [{tags}]\n    key-by: group
   - source: sequence\n    uid: wide\n    to: {wide}\n{rate}  - operator: count\n    uid: once\n    key-by: value
   - sink: file\n    uid: out-wide\n    path: {wide_out}
-  - sink: file\n    uid: out\n    input: [counts, sums]\n    path: {out}\n",
+  - sink: file\n    uid: out\n    input: [counts, sums, windows]\n    path: {out}\n",
         wide = WIDE - 1,
         rate = rate(WIDE_RATE),
         wide_out = dir.join("out-wide").display(),
@@ -161,6 +166,11 @@ fn by_definition() -> Lines {
             sum += group_from(g) + i;
             lines.insert(json!({"key": key, "count": i + 1}).to_string(), 1);
             lines.insert(json!({"key": key, "sum": sum}).to_string(), 1);
+        }
+        for start in (group_from(g)..group_from(g) + PER_GROUP).step_by(WINDOW as usize) {
+            let window = json!({"key": key, "window_start": start, "window_end": start + WINDOW,
+                "count": WINDOW.min(group_from(g) + PER_GROUP - start)});
+            lines.insert(window.to_string(), 1);
         }
     }
     for n in 0..WIDE {
