@@ -287,3 +287,52 @@ fn processing_time_windows_fire_from_the_clock_while_the_source_is_paused() {
     assert_eq!(windows.iter().map(|w| w.1).sum::<usize>(), 4, "{windows:?}");
     assert!(windows.iter().all(|w| w.0 < 3), "{windows:?}");
 }
+
+/// The ready job file `config/jobs/windowed-clicks.yaml` (JSON lines, event time, 1 s windows)
+/// run by the `weir` binary, its output redirected: one line per user and second, counting
+/// every click of the data file once.
+#[test]
+fn the_windowed_clicks_job_file_counts_every_click_once_per_window() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/jobs");
+    let out = dir.path().join("out");
+    let text = std::fs::read_to_string(root.join("windowed-clicks.yaml"))
+        .unwrap()
+        .replace("/tmp/weir-out/windowed-clicks", &out.display().to_string())
+        .replace("/tmp/weir/", &format!("{}/", dir.path().display()))
+        .replace(
+            "path: data/clicks.jsonl",
+            &format!("path: {}", root.join("data/clicks.jsonl").display()),
+        );
+    let job = dir.path().join("job.yaml");
+    std::fs::write(&job, text).unwrap();
+    let run = common::process::weir(dir.path(), &["run", job.to_str().unwrap()]);
+    assert!(
+        run.status.success(),
+        "weir run: {}",
+        common::process::stderr(&run)
+    );
+
+    let mut expected: BTreeMap<(String, i64), u64> = BTreeMap::new();
+    let data = std::fs::read_to_string(root.join("data/clicks.jsonl")).unwrap();
+    for line in data.lines() {
+        let click: serde_json::Value = serde_json::from_str(line).unwrap();
+        let ts = click["ts"].as_i64().unwrap();
+        let user = click["user"].as_str().unwrap().to_owned();
+        *expected
+            .entry((user, ts - ts.rem_euclid(1000)))
+            .or_default() += 1;
+    }
+    let mut got: BTreeMap<(String, i64), u64> = BTreeMap::new();
+    for line in committed_lines(&out).unwrap() {
+        let w: serde_json::Value = serde_json::from_str(&line).unwrap();
+        let start = w["window_start"].as_i64().unwrap();
+        assert_eq!(w["window_end"].as_i64().unwrap(), start + 1000, "{line}");
+        let key = (w["key"].as_str().unwrap().to_owned(), start);
+        assert!(
+            got.insert(key, w["count"].as_u64().unwrap()).is_none(),
+            "twice: {line}"
+        );
+    }
+    assert_eq!(got, expected);
+}

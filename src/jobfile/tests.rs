@@ -389,3 +389,52 @@ fn the_job_name_comes_from_pipeline_name_then_the_file_then_its_stem() {
     assert_eq!(job.graph.name, "test");
     let _ = EngineConfig::default();
 }
+
+#[test]
+fn window_steps_take_a_shape_and_bad_ones_say_which_parameter() {
+    let job = |window: &str, source_extra: &str| {
+        format!(
+            "pipeline:\n  - source: sequence\n    uid: numbers\n    to: 10\n{source_extra}  \
+             - operator: window\n    uid: windows\n    key-by: value\n{window}  - sink: discard\n    uid: out\n"
+        )
+    };
+    for ok in [
+        "    size: 1 s\n",
+        "    size: 1 s\n    slide: 250 ms\n    time-field: value\n    allowed-lateness: 2 s\n",
+        "    gap: 5 s\n    time-field: value\n    out-of-orderness: 1 s\n    aggregate: sum\n    field: value\n",
+        "    size: 1 s\n    aggregate: max\n    field: value\n    late-data: emit\n",
+    ] {
+        built(&job(ok, "")).unwrap_or_else(|e| panic!("{ok}: {e}"));
+    }
+    for (bad, says) in [
+        ("", "a window needs `size`"),
+        ("    slide: 1 s\n", "`size`"),
+        (
+            "    size: 1 s\n    gap: 1 s\n",
+            "`gap` (session windows) cannot be combined",
+        ),
+        ("    size: 0 s\n", "at least 1 ms"),
+        ("    size: 1 s\n    slide: 2 s\n", "at most the window size"),
+        (
+            "    size: 1 s\n    aggregate: avg\n",
+            "one of count, sum, min, max",
+        ),
+        ("    size: 1 s\n    aggregate: sum\n", "`field`"),
+        ("    size: 1 s\n    late-data: keep\n", "drop or emit"),
+        (
+            "    size: 1 s\n    allowed-lateness: 1 s\n",
+            "no lateness without `time-field`",
+        ),
+    ] {
+        let m = message(&job(bad, ""));
+        assert!(
+            m.contains("uid `windows`") && m.contains(says),
+            "{bad}: {m}"
+        );
+    }
+    let m = message(&job("    size: 1 s\n", "    out-of-orderness: 1 s\n"));
+    assert!(
+        m.contains("uid `numbers`") && m.contains("time-field"),
+        "{m}"
+    );
+}

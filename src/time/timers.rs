@@ -16,16 +16,10 @@
 //! not in it; one due after it is, and fires again after the restore, as the records it
 //! depends on are replayed too.
 //!
-//! Not wired yet (issue #13). The intended wiring, which keeps every snapshot format as is:
-//! the timers of a key are also an ordinary keyed map state of the operator (a reserved name
-//! such as `__weir.timers`, `(domain, timestamp) → ()` for the current key), so copy-on-write
-//! capture, per-key-group blobs, rescaling and old snapshots (no such state: no timers) come
-//! for free; this queue is the in-memory index over it, rebuilt in `open` from the restored
-//! state's keys, and a fired timer is removed from both before `on_timer` runs. Registration
-//! goes through a `TimerService` reachable from what `KeyedProcessFunction::process` already
-//! gets (the store), so the trait stays source compatible; `on_timer` is a new default method.
-//! The task wakes up at [`TimerQueue::next_processing_time`] with a `run_later`, like the
-//! gate's alignment deadline.
+//! Keyed operators use it as the index over their timers' keyed state
+//! ([`crate::state::timers`]): the state is the truth (it is what checkpoints hold), this
+//! queue orders it by time and is rebuilt from it on restore. The task wakes up at the
+//! earliest processing-time timer with a `run_later`, like the gate's alignment deadline.
 
 use std::collections::BTreeMap;
 use std::hash::Hash;
