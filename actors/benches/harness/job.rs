@@ -26,6 +26,8 @@ use weir_actors::weir::restart::RestartStrategy;
 use weir_actors::weir::state::keyed::StateBackendKind;
 use weir_actors::weir::state::operator_state::OperatorStateStore;
 use weir_actors::weir::stream::StreamEnvironment;
+use weir_actors::weir::time::WatermarkStrategy;
+use weir_actors::weir::window::{AggregateFunction, TimeWindow, WindowAssigner};
 
 /// Whether and how the job checkpoints.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -97,6 +99,35 @@ pub struct CountJob {
     /// `execution.checkpointing.snapshot-compression`.
     #[serde(default)]
     pub compression: bool,
+    /// Instead of the running count: an event-time tumbling-window count of windows this long
+    /// (record `i` at `i / 1000` ms, watermarks from the sources), emitting `(key, count)` per
+    /// key and window when the watermark passes its end — windows and timers in keyed state.
+    #[serde(default)]
+    pub window_ms: Option<u64>,
+}
+
+/// Records per millisecond of event time in the window jobs.
+pub const RECORDS_PER_MS: u64 = 1000;
+
+/// Counts a window's records.
+#[derive(Clone)]
+struct CountAgg;
+
+impl AggregateFunction<u64> for CountAgg {
+    type Acc = u64;
+    type Out = u64;
+    fn create_accumulator(&self) -> u64 {
+        0
+    }
+    fn add(&self, _: u64, acc: &mut u64) {
+        *acc += 1;
+    }
+    fn get_result(&self, acc: &u64) -> u64 {
+        *acc
+    }
+    fn merge(&self, a: u64, b: u64) -> u64 {
+        a + b
+    }
 }
 
 impl CountJob {
@@ -116,7 +147,31 @@ impl CountJob {
             batch_size: None,
             credits: None,
             compression: false,
+            window_ms: None,
         }
+    }
+
+    /// What the job's sinks must receive, folded.
+    pub fn expected(&self) -> Checksum {
+        let Some(window_ms) = self.window_ms else {
+            return Checksum::expected(self.records, self.keys);
+        };
+        let keys = self.keys.max(1);
+        let per_window = window_ms * RECORDS_PER_MS;
+        let mut sum = Checksum::default();
+        let mut start = 0;
+        while start < self.records {
+            let end = (start + per_window).min(self.records);
+            // Records start..end; key k gets those ≡ k (mod keys).
+            let first = start % keys;
+            let n = end - start;
+            for i in 0..keys.min(n) {
+                let key = (first + i) % keys;
+                sum.add(key, (n - i).div_ceil(keys));
+            }
+            start = end;
+        }
+        sum
     }
 
     /// A short label for tables, e.g. `p=1, exactly-once 1 s`.
@@ -129,6 +184,9 @@ impl CountJob {
                 c.label(),
                 human_ms(self.interval_ms)
             )),
+        }
+        if let Some(ms) = self.window_ms {
+            s.push_str(&format!(", tumbling-window count ({} windows)", human_ms(ms)));
         }
         if self.extra_hop {
             s.push_str(", + forward map");
@@ -213,7 +271,16 @@ impl CountJob {
             env.set_channel_credits(c);
         }
         let keys = self.keys;
-        let mut stream = env.add_source("numbers", SequenceSource::new(0, self.records));
+        let source = SequenceSource::new(0, self.records);
+        let mut stream = match self.window_ms {
+            None => env.add_source("numbers", source),
+            Some(_) => env.add_source_with_watermarks(
+                "numbers",
+                source,
+                WatermarkStrategy::for_monotonous_timestamps()
+                    .with_timestamp_assigner(|v: &u64| (v / RECORDS_PER_MS) as i64),
+            ),
+        };
         if self.extra_hop {
             stream = stream.map("hop", |v: u64| v);
         }
@@ -226,10 +293,15 @@ impl CountJob {
                 },
             );
         }
-        stream
-            .key_by(move |v: &u64| v % keys)
-            .process("count", Count::default())
-            .add_sink(
+        let keyed = stream.key_by(move |v: &u64| v % keys);
+        let counted = match self.window_ms {
+            None => keyed.process("count", Count::default()),
+            Some(ms) => keyed
+                .window(WindowAssigner::tumbling(Duration::from_millis(ms)).expect("a window"))
+                .event_time(|v: &u64| (v / RECORDS_PER_MS) as i64)
+                .aggregate("count", CountAgg, |k: &u64, _: &TimeWindow, n: u64| (*k, n)),
+        };
+        counted.add_sink(
                 "checksum",
                 ChecksumSink {
                     totals: totals.clone(),

@@ -21,7 +21,7 @@ use weir_actors::weir::status::JobStatus;
 use weir_actors::{submit, JobHandle, JobOptions, JobState, RestoreSettings};
 
 use super::capture::{self, CheckpointSample};
-use super::job::{Checkpointing, Checksum, CountJob, Totals};
+use super::job::{Checkpointing, CountJob, Totals};
 use super::stats::{median, peak_rss_bytes};
 
 /// How long any one measurement may take before it is declared stuck.
@@ -119,7 +119,8 @@ pub struct Throughput {
 /// The job failed, or its output does not match the closed form.
 pub fn throughput(job: &CountJob, dir: &Path) -> Result<Throughput, String> {
     capture::install();
-    let totals = Totals::new(job.records);
+    let expected = job.expected();
+    let totals = Totals::new(expected.records);
     let graph = job.graph(dir, &totals);
     let (t0, state, checkpoints, aborted) = in_system(|| async {
         let t0 = Instant::now();
@@ -134,7 +135,6 @@ pub fn throughput(job: &CountJob, dir: &Path) -> Result<Throughput, String> {
         return Err(failed(&job.label(), &state));
     }
     let got = totals.checksum();
-    let expected = Checksum::expected(job.records, job.keys);
     if got != expected {
         return Err(format!(
             "{}: wrong output: checksum {got:?}, expected {expected:?}",

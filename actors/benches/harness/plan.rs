@@ -181,6 +181,14 @@ impl Options {
                 }));
             }
         }
+        // Timers in state: an event-time tumbling-window count, 1 s windows.
+        for p in [1, 2] {
+            jobs.push(self.job(CountJob {
+                interval_ms: self.interval_ms,
+                window_ms: Some(1000),
+                ..CountJob::new(self.records, self.keys, p, Checkpointing::ExactlyOnce)
+            }));
+        }
         for chaining in [true, false] {
             jobs.push(self.job(CountJob {
                 extra_hop: true,

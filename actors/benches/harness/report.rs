@@ -81,8 +81,8 @@ fn throughput_table(md: &mut String, opts: &Options, r: &Results) {
         opts.records, opts.keys, opts.runs
     );
     md.push_str(
-        "| configuration | M records/s | × limit (SipHash) | × limit (stable hash) | × same p, checkpoints off | checkpoints | sync pause, ms | end-to-end, ms | peak RSS |\n\
-         |---|---|---|---|---|---|---|---|---|\n",
+        "| configuration | M records/s | × limit (SipHash) | × limit (stable hash) | × same p, checkpoints off | checkpoints | sync pause, ms | end-to-end, ms | checkpoint size | peak RSS |\n\
+         |---|---|---|---|---|---|---|---|---|---|\n",
     );
     let limit = |i: usize| {
         r.limits
@@ -95,7 +95,7 @@ fn throughput_table(md: &mut String, opts: &Options, r: &Results) {
         let v = rates(runs, |l| l.records_per_sec);
         let _ = writeln!(
             md,
-            "| {} | {} | {} | {} | — | — | — | — | {} |",
+            "| {} | {} | {} | {} | — | — | — | — | — | {} |",
             hasher.label(),
             cell(Summary::of(v.iter().copied()), 1e-6, 2),
             cell(paired(&v, &std_limit), 1.0, 2),
@@ -112,13 +112,14 @@ fn throughput_table(md: &mut String, opts: &Options, r: &Results) {
                 j.parallelism == job.parallelism
                     && j.checkpointing == Checkpointing::Off
                     && !j.extra_hop
+                    && j.window_ms.is_none()
             })
         };
         let samples = || runs.iter().map(|t| &t.checkpoints);
         let checkpointed = job.checkpointing != Checkpointing::Off;
         let _ = writeln!(
             md,
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             job.label(),
             cell(Summary::of(v.iter().copied()), 1e-6, 2),
             cell(paired(&v, &std_limit), 1.0, 2),
@@ -140,6 +141,14 @@ fn throughput_table(md: &mut String, opts: &Options, r: &Results) {
             },
             if checkpointed {
                 cell(per_run(samples(), |s| s.end_to_end_ms), 1.0, 0)
+            } else {
+                "—".into()
+            },
+            if checkpointed {
+                bytes(median(
+                    runs.iter()
+                        .flat_map(|t| t.checkpoints.iter().map(|c| c.bytes as f64)),
+                ))
             } else {
                 "—".into()
             },

@@ -26,6 +26,9 @@ pub struct StatusFacts {
     pub restarts: u32,
     /// Id, end-to-end duration in ms, state size in bytes.
     pub last_checkpoint: Option<(u64, u64, u64)>,
+    /// The lowest current watermark of any subtask that has one (event time), and its
+    /// operator: how far event time has come through the whole job.
+    pub low_watermark: Option<(i64, String)>,
 }
 
 impl StatusLine {
@@ -60,7 +63,13 @@ impl StatusLine {
                     .as_ref()
                     .map(|c| (c.id.0, 0, c.state_size))
             });
+        let low_watermark = crate::metrics::registry()
+            .job(state.job_id)
+            .into_iter()
+            .filter_map(|(uid, _, m)| m.watermark.map(|w| (w, uid)))
+            .min();
         StatusFacts {
+            low_watermark,
             status: state.status.flink_name().to_owned(),
             in_per_second: in_rate,
             out_per_second: out_rate,
@@ -112,6 +121,11 @@ impl StatusFacts {
             }
             None => line.push_str(" | no checkpoint yet"),
         }
+        match &self.low_watermark {
+            Some((i64::MAX, _)) => line.push_str(" | watermark: end of event time"),
+            Some((w, uid)) => line.push_str(&format!(" | watermark {w} ({uid})")),
+            None => {}
+        }
         if self.restarts > 0 {
             line.push_str(&format!(" | {} restarts", self.restarts));
         }
@@ -133,17 +147,27 @@ mod tests {
             failed: 1,
             restarts: 0,
             last_checkpoint: Some((7, 12, 3 * 1024)),
+            low_watermark: None,
         };
         let line = facts.render();
         assert!(line.starts_with("RUNNING | in 12.3k rec/s | out 99 rec/s | checkpoints 7 (1 failed) | last #7 12 ms "), "{line}");
         let none = StatusFacts {
             last_checkpoint: None,
             restarts: 2,
-            ..facts
+            ..facts.clone()
         };
         assert!(none.render().ends_with("no checkpoint yet | 2 restarts"));
         assert!(line.ends_with("3.0 KB"), "{line}");
         assert_eq!(human_size(512), "512 B");
+        let timed = StatusFacts {
+            low_watermark: Some((1_767_225_601_500, "windows".into())),
+            ..facts.clone()
+        };
+        assert!(
+            timed.render().ends_with("3.0 KB | watermark 1767225601500 (windows)"),
+            "{}",
+            timed.render()
+        );
         assert_eq!(human_size(5 * 1024 * 1024 + 1), "5.0 MB");
     }
 }
