@@ -147,6 +147,14 @@ impl StreamEnvironment {
         self
     }
 
+    /// At most how often sources with a watermark strategy emit their watermark
+    /// (`pipeline.auto-watermark-interval`; zero, the default: after every poll that advances
+    /// it).
+    pub fn set_auto_watermark_interval(&self, interval: Duration) -> &Self {
+        self.inner.borrow_mut().config.auto_watermark_interval = interval;
+        self
+    }
+
     /// Replace all runtime settings at once.
     pub fn set_config(&self, config: JobConfig) -> &Self {
         self.inner.borrow_mut().config = config;

@@ -66,6 +66,8 @@ fn windowed_job(dir: &Path, parallelism: u32, fail_at: Arc<Mutex<HashSet<u64>>>)
     let env = StreamEnvironment::new("windowed count");
     env.set_parallelism(parallelism);
     env.set_batch_size(128);
+    // Fewer watermarks than records batches: windows fire on a 30 ms beat.
+    env.set_auto_watermark_interval(Duration::from_millis(30));
     env.set_checkpoint_config(CheckpointConfig {
         interval: Some(Duration::from_millis(20)),
         storage: StorageConfig::FileSystem {

@@ -126,6 +126,7 @@ impl Deployment<'_> {
                 credits: config.channel_credits,
                 batch_size: config.batch_size,
                 buffer_timeout: config.buffer_timeout,
+                watermark_interval: config.auto_watermark_interval,
                 storage: self.storage.clone(),
                 locations: self.locations.clone(),
                 restored: sub

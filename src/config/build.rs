@@ -307,6 +307,9 @@ pub(crate) fn build(settings: &Settings) -> Result<(EngineConfig, Vec<String>), 
             path_style: r.boolean(S3_PATH_STYLE).unwrap_or(false),
         },
         job_name: r.text(JOB_NAME),
+        auto_watermark_interval: r
+            .duration(AUTO_WATERMARK_INTERVAL)
+            .unwrap_or(crate::graph::DEFAULT_AUTO_WATERMARK_INTERVAL),
         origins: Origins(
             settings
                 .iter()

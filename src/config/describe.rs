@@ -120,6 +120,10 @@ impl EngineConfig {
                 Some(self.max_parallelism.map_or("-1".into(), |n| n.to_string())),
             ),
             (JOB_NAME, self.job_name.clone()),
+            (
+                AUTO_WATERMARK_INTERVAL,
+                Some(format!("{} ms", self.auto_watermark_interval.as_millis())),
+            ),
             (REST_ADDRESS, Some(self.rest.address.clone())),
             (REST_PORT, Some(self.rest.port.to_string())),
             (S3_ENDPOINT, self.s3.endpoint.clone()),

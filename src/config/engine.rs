@@ -119,6 +119,8 @@ pub struct EngineConfig {
     pub s3: S3Settings,
     /// `pipeline.name`.
     pub job_name: Option<String>,
+    /// `pipeline.auto-watermark-interval`.
+    pub auto_watermark_interval: std::time::Duration,
     /// Where each explicitly set key came from.
     pub origins: Origins,
 }
@@ -136,6 +138,7 @@ impl Default for EngineConfig {
             rest: RestConfig::default(),
             s3: S3Settings::default(),
             job_name: None,
+            auto_watermark_interval: crate::graph::DEFAULT_AUTO_WATERMARK_INTERVAL,
             origins: Origins::default(),
         }
     }

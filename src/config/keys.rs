@@ -91,6 +91,8 @@ pub const PARALLELISM: &str = "parallelism.default";
 pub const MAX_PARALLELISM: &str = "pipeline.max-parallelism";
 /// `pipeline.name`: the job's name.
 pub const JOB_NAME: &str = "pipeline.name";
+/// `pipeline.auto-watermark-interval`: how often a source emits its watermark.
+pub const AUTO_WATERMARK_INTERVAL: &str = "pipeline.auto-watermark-interval";
 /// `rest.address`.
 pub const REST_ADDRESS: &str = "rest.address";
 /// `rest.port`.
@@ -418,6 +420,13 @@ pub const KEYS: &[KeySpec] = &[
         "number of key groups, 1 to 32768 (-1: derived)",
     ),
     entry(JOB_NAME, &[], Text, "(none)", "the job's name"),
+    entry(
+        AUTO_WATERMARK_INTERVAL,
+        &[],
+        Duration,
+        "0 ms",
+        "at most how often a source with a watermark strategy emits its watermark (0: after every poll that advances it)",
+    ),
     entry(
         REST_ADDRESS,
         &[],

@@ -101,6 +101,7 @@ pub fn job_config(config: &EngineConfig) -> JobConfig {
         checkpoint: config.checkpoint.clone(),
         restart: config.restart.clone(),
         state_backend: config.state_backend,
+        auto_watermark_interval: config.auto_watermark_interval,
         ..JobConfig::default()
     }
 }

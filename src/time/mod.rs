@@ -37,7 +37,7 @@ mod watermark;
 
 pub use assigner::{SourceTime, SOURCE_WATERMARK_STATE};
 pub use input::InputWatermarks;
-pub use source::SourceWatermarks;
+pub use source::{SourceWatermarks, WatermarkPacer};
 pub use strategy::{TimestampFn, WatermarkGenerator, WatermarkStrategy};
 pub use timers::{TimeDomain, Timer, TimerGroup, TimerQueue};
 pub use watermark::{Watermark, WatermarkEvent};

@@ -102,9 +102,55 @@ impl SourceWatermarks {
     }
 }
 
+/// When a source asks its [`SourceWatermarks`] what to emit: at most once per interval
+/// (Flink's `pipeline.auto-watermark-interval`), always when it is exhausted. Between two
+/// asks the polled batches' largest timestamp accumulates, so a watermark is only delayed,
+/// never lost; so is the idleness detection (by at most one interval). A zero interval asks
+/// after every poll.
+#[derive(Clone, Copy, Debug)]
+pub struct WatermarkPacer {
+    interval: Duration,
+    last: Option<Instant>,
+}
+
+impl WatermarkPacer {
+    pub fn new(interval: Duration) -> Self {
+        Self {
+            interval,
+            last: None,
+        }
+    }
+
+    /// Whether to ask after the poll at `now`; if so, the interval starts again.
+    pub fn due(&mut self, now: Instant, exhausted: bool) -> bool {
+        let due = exhausted
+            || self
+                .last
+                .is_none_or(|last| now.saturating_duration_since(last) >= self.interval);
+        if due {
+            self.last = Some(now);
+        }
+        due
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_pacer_asks_once_per_interval_and_always_at_the_end() {
+        let t = Instant::now();
+        let ms = Duration::from_millis;
+        let mut p = WatermarkPacer::new(ms(200));
+        assert!(p.due(t, false), "the first poll");
+        assert!(!p.due(t + ms(199), false));
+        assert!(p.due(t + ms(200), false));
+        assert!(!p.due(t + ms(201), false));
+        assert!(p.due(t + ms(202), true), "exhausted");
+        let mut every = WatermarkPacer::new(Duration::ZERO);
+        assert!(every.due(t, false) && every.due(t, false));
+    }
 
     fn adv(ms: i64) -> Option<WatermarkEvent> {
         Some(WatermarkEvent::Advance(Watermark(ms)))

@@ -104,6 +104,9 @@ pub struct CountJob {
     /// key and window when the watermark passes its end — windows and timers in keyed state.
     #[serde(default)]
     pub window_ms: Option<u64>,
+    /// `pipeline.auto-watermark-interval` in ms; `None`: the default (after every poll).
+    #[serde(default)]
+    pub watermark_interval_ms: Option<u64>,
 }
 
 /// Records per millisecond of event time in the window jobs.
@@ -148,6 +151,7 @@ impl CountJob {
             credits: None,
             compression: false,
             window_ms: None,
+            watermark_interval_ms: None,
         }
     }
 
@@ -186,7 +190,16 @@ impl CountJob {
             )),
         }
         if let Some(ms) = self.window_ms {
-            s.push_str(&format!(", tumbling-window count ({} windows)", human_ms(ms)));
+            s.push_str(&format!(
+                ", tumbling-window count ({} windows)",
+                human_ms(ms)
+            ));
+        }
+        if let Some(ms) = self.watermark_interval_ms {
+            match ms {
+                0 => s.push_str(", a watermark after every poll"),
+                ms => s.push_str(&format!(", a watermark every {}", human_ms(ms))),
+            }
         }
         if self.extra_hop {
             s.push_str(", + forward map");
@@ -270,6 +283,9 @@ impl CountJob {
         if let Some(c) = self.credits {
             env.set_channel_credits(c);
         }
+        if let Some(ms) = self.watermark_interval_ms {
+            env.set_auto_watermark_interval(Duration::from_millis(ms));
+        }
         let keys = self.keys;
         let source = SequenceSource::new(0, self.records);
         let mut stream = match self.window_ms {
@@ -302,12 +318,12 @@ impl CountJob {
                 .aggregate("count", CountAgg, |k: &u64, _: &TimeWindow, n: u64| (*k, n)),
         };
         counted.add_sink(
-                "checksum",
-                ChecksumSink {
-                    totals: totals.clone(),
-                    delay: self.slow_sink_micros.map(Duration::from_micros),
-                },
-            );
+            "checksum",
+            ChecksumSink {
+                totals: totals.clone(),
+                delay: self.slow_sink_micros.map(Duration::from_micros),
+            },
+        );
         env.build().expect("the benchmark graph is valid")
     }
 }

@@ -181,11 +181,13 @@ impl Options {
                 }));
             }
         }
-        // Timers in state: an event-time tumbling-window count, 1 s windows.
-        for p in [1, 2] {
+        // Timers in state: an event-time tumbling-window count, 1 s windows; at p=1 also with
+        // a watermark at most every 200 ms (Flink's default auto-watermark interval).
+        for (p, interval) in [(1, None), (1, Some(200)), (2, None)] {
             jobs.push(self.job(CountJob {
                 interval_ms: self.interval_ms,
                 window_ms: Some(1000),
+                watermark_interval_ms: interval,
                 ..CountJob::new(self.records, self.keys, p, Checkpointing::ExactlyOnce)
             }));
         }

@@ -164,7 +164,9 @@ mod tests {
             ..facts.clone()
         };
         assert!(
-            timed.render().ends_with("3.0 KB | watermark 1767225601500 (windows)"),
+            timed
+                .render()
+                .ends_with("3.0 KB | watermark 1767225601500 (windows)"),
             "{}",
             timed.render()
         );

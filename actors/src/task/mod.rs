@@ -50,7 +50,7 @@ use weir::operator::SubtaskInfo;
 use weir::partition::OutBatch;
 use weir::state::timers::processing_time_now;
 use weir::subtask::{OperatorsFinish, Phase, SourceDriver, SubtaskLifecycle};
-use weir::time::WatermarkEvent;
+use weir::time::{WatermarkEvent, WatermarkPacer};
 use weir::vertex::RestoredState;
 
 use crate::locations::LocationRegistry;
@@ -82,6 +82,8 @@ pub struct TaskSetup {
     pub credits: u32,
     pub batch_size: usize,
     pub buffer_timeout: Duration,
+    /// `pipeline.auto-watermark-interval`: sources only.
+    pub watermark_interval: Duration,
     pub storage: CheckpointStorage,
     pub locations: LocationRegistry,
     /// Restored state of each chain member.
@@ -126,11 +128,14 @@ pub struct Task {
     timer_at: Option<Instant>,
     /// The earliest processing-time timer of the chain a wake-up is set for (ms since epoch).
     wakeup_at: Option<i64>,
+    /// Sources: when to ask the chain for its watermark.
+    watermarks: WatermarkPacer,
 }
 
 impl Task {
     pub fn new(setup: TaskSetup) -> Self {
         let credits = vec![i64::from(setup.credits); setup.outputs.len()];
+        let setup_interval = setup.watermark_interval;
         let gate = InputGate::new(setup.alignment, setup.num_inputs, setup.credits);
         let source = setup.is_source.then(SourceDriver::new);
         Self {
@@ -145,6 +150,7 @@ impl Task {
             drain_scheduled: false,
             timer_at: None,
             wakeup_at: None,
+            watermarks: WatermarkPacer::new(setup_interval),
         }
     }
 

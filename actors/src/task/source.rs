@@ -4,8 +4,9 @@
 //! time, only while every output channel has credit, again when credit returns. A barrier is
 //! injected by [`InjectBarrier`]: snapshot, forward; after the final one, end of input on every
 //! output channel, and the source's output has ended. A source with a watermark strategy emits
-//! its watermark after the batch of a poll when it advanced (flushing that batch first), `Idle`
-//! when it produced nothing for the idleness timeout, and the end of event time when exhausted.
+//! its watermark after the batch of a poll when it advanced (flushing that batch first), at most
+//! once per `pipeline.auto-watermark-interval` ([`weir::time::WatermarkPacer`]), `Idle` when it
+//! produced nothing for the idleness timeout, and the end of event time when exhausted.
 
 use std::time::{Duration, Instant};
 
@@ -49,13 +50,17 @@ impl Handler<Poll> for Task {
         let Some(poll) = poll else {
             return;
         };
-        // After the batch: the source's watermark, if it advanced (or it went idle).
+        // After the batch, once per watermark interval: the source's watermark, if it advanced
+        // (or it went idle).
         let exhausted = poll == SourcePoll::Exhausted;
-        if let Some(event) = self
-            .guard(|chain, _| Ok(chain.source_watermark(Instant::now(), exhausted)))
-            .flatten()
-        {
-            self.emit_watermark(event);
+        let now = Instant::now();
+        if self.watermarks.due(now, exhausted) {
+            if let Some(event) = self
+                .guard(|chain, _| Ok(chain.source_watermark(now, exhausted)))
+                .flatten()
+            {
+                self.emit_watermark(event);
+            }
         }
         let Some(source) = self.source.as_mut() else {
             return;
