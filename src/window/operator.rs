@@ -18,7 +18,7 @@
 
 use std::sync::Arc;
 
-use super::assigner::{merge_into, TimeWindow, WindowAssigner};
+use super::assigner::{merge_into, window_start, TimeWindow, WindowAssigner};
 use crate::operator::{KeyedProcessFunction, OperatorError, SubtaskInfo};
 use crate::state::keyed::{KeyedStateStore, MapState, StateKey, StateValue};
 use crate::state::timers::processing_time_now;
@@ -264,6 +264,15 @@ where
             WindowTime::Processing => processing_time_now(),
         };
         let watermark = state.current_watermark().millis();
+        if let WindowAssigner::Tumbling { size, offset } = self.assigner {
+            // The common case, without allocating: one window per record.
+            let start = window_start(timestamp, offset, size);
+            let w = TimeWindow::new(start, start.saturating_add(size));
+            if self.is_late(&w, watermark) {
+                return self.on_late(key, input, out);
+            }
+            return self.add_to(key, w, &[], input, watermark, state, out);
+        }
         let windows = self.assigner.assign(timestamp);
         if self.assigner.is_merging() {
             let contents = self.contents.expect("opened");
