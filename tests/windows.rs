@@ -338,3 +338,164 @@ fn the_windowed_clicks_job_file_counts_every_click_once_per_window() {
     }
     assert_eq!(got, expected);
 }
+
+/// A user's keyed process function with event-time timers (Flink's `KeyedProcessFunction`
+/// shape): per key, the time of its last record in value state and a timer 100 ms after it,
+/// moved on every record; when the timer fires the key's burst has ended: emit `(key, end)`.
+#[derive(Clone, Default)]
+struct BurstEnd {
+    last: Option<weir_actors::weir::state::ValueState<i64>>,
+}
+
+const QUIET_MS: i64 = 100;
+
+impl weir_actors::weir::operator::KeyedProcessFunction<u64, u64, (u64, i64)> for BurstEnd {
+    fn open(
+        &mut self,
+        _: &SubtaskInfo,
+        state: &mut weir_actors::weir::state::KeyedStateStore<u64>,
+    ) -> Result<(), OperatorError> {
+        self.last = Some(state.value("last")?);
+        Ok(())
+    }
+
+    fn process(
+        &mut self,
+        _key: &u64,
+        v: u64,
+        state: &mut weir_actors::weir::state::KeyedStateStore<u64>,
+        _out: &mut Vec<(u64, i64)>,
+    ) -> Result<(), OperatorError> {
+        let last = self.last.unwrap();
+        let ts = burst_time(v);
+        let previous = last.value(state);
+        last.update(state, ts);
+        let mut timers = state.timer_service()?;
+        if let Some(p) = previous {
+            timers.delete_event_time_timer(p + QUIET_MS);
+        }
+        timers.register_event_time_timer(ts + QUIET_MS);
+        Ok(())
+    }
+
+    fn on_timer(
+        &mut self,
+        timestamp: i64,
+        domain: weir_actors::weir::time::TimeDomain,
+        key: &u64,
+        state: &mut weir_actors::weir::state::KeyedStateStore<u64>,
+        out: &mut Vec<(u64, i64)>,
+    ) -> Result<(), OperatorError> {
+        assert_eq!(domain, weir_actors::weir::time::TimeDomain::EventTime);
+        assert_eq!(self.last.unwrap().value(state), Some(timestamp - QUIET_MS));
+        out.push((*key, timestamp));
+        Ok(())
+    }
+}
+
+/// Record `v`'s time: `v` ms.
+fn burst_time(v: u64) -> i64 {
+    v as i64
+}
+
+/// Keys 0..5 in even thousands, 0..4 in odd ones: key 4 pauses for 1000 ms while the others
+/// move the watermark on, so each of its bursts ends (its timer fires) in between; the other
+/// keys' timers are moved on every record and fire only at the end.
+fn burst_key(v: u64) -> u64 {
+    if (v / 1000).is_multiple_of(2) {
+        v % 5
+    } else {
+        v % 4
+    }
+}
+
+#[test]
+fn a_keyed_process_function_s_timers_fire_exactly_once_across_failures_and_a_rescale() {
+    let dir = tempfile::tempdir().unwrap();
+    let build = |parallelism: u32, fail_at: Arc<Mutex<HashSet<u64>>>| {
+        let env = StreamEnvironment::new("burst ends");
+        env.set_parallelism(parallelism);
+        env.set_batch_size(64);
+        env.set_checkpoint_config(CheckpointConfig {
+            interval: Some(Duration::from_millis(20)),
+            storage: StorageConfig::FileSystem {
+                dir: dir.path().join("checkpoints").display().to_string(),
+            },
+            ..CheckpointConfig::default()
+        });
+        env.set_restart_strategy(RestartStrategy::FixedDelay {
+            attempts: 10,
+            delay: Duration::from_millis(5),
+        });
+        // One source subtask: each key's records arrive in time order.
+        env.add_source_with_watermarks(
+            "numbers",
+            SequenceSource::new(0, 12_000).with_rate(20_000.0),
+            WatermarkStrategy::for_monotonous_timestamps()
+                .with_timestamp_assigner(|v: &u64| burst_time(*v)),
+        )
+        .parallelism(1)
+        .map("inject", move |v: u64| {
+            if fail_at.lock().unwrap().remove(&v) {
+                panic!("injected failure at record {v}");
+            }
+            v
+        })
+        .parallelism(1)
+        .key_by(|v: &u64| burst_key(*v))
+        .process("burst-ends", BurstEnd::default())
+        .add_sink("sink", ExactlyOnceFileSink::new(dir.path().join("out")));
+        env.build().unwrap()
+    };
+    // Key 4's last record of each even thousand, every other key's last record; plus the quiet
+    // time.
+    let mut expected: Vec<(u64, i64)> = (0..12_000_u64)
+        .filter(|&v| {
+            let k = burst_key(v);
+            let next_of_key = (v + 1..12_000).find(|&w| burst_key(w) == k);
+            next_of_key.is_none_or(|w| burst_time(w) > burst_time(v) + QUIET_MS)
+        })
+        .map(|v| (burst_key(v), burst_time(v) + QUIET_MS))
+        .collect();
+    expected.sort_unstable();
+    let committed = || {
+        let mut c: Vec<(u64, i64)> = committed_lines(dir.path().join("out"))
+            .unwrap_or_default()
+            .iter()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        c.sort_unstable();
+        c
+    };
+
+    // Failures, then a stop with a savepoint mid-way, restored at another parallelism.
+    let fail_at: Arc<Mutex<HashSet<u64>>> = Arc::new(Mutex::new([1_500, 4_321].into()));
+    let savepoint = actix::System::new().block_on(async {
+        let mut job = submit(build(2, fail_at.clone()), JobOptions::default()).unwrap();
+        let s = job
+            .wait_for(|s| {
+                (s.status == JobStatus::Running && s.restarts >= 2 && s.completed_checkpoints >= 6)
+                    || s.status.is_terminal()
+            })
+            .await;
+        assert_eq!(s.status, JobStatus::Running, "{:?}", s.failure);
+        let sp = job
+            .stop_with_savepoint(Some(dir.path().join("sp").display().to_string()), false)
+            .await
+            .expect("stop with savepoint");
+        job.wait().await;
+        sp
+    });
+    assert!(fail_at.lock().unwrap().is_empty());
+    assert!(committed().len() < expected.len(), "stopped before the end");
+    let state = run(
+        build(3, Arc::default()),
+        JobOptions {
+            restore: Some(RestoreSettings::new(&savepoint.external_path)),
+            ..JobOptions::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(state.status, JobStatus::Finished, "{:?}", state.failure);
+    assert_eq!(committed(), expected);
+}
