@@ -499,3 +499,45 @@ fn a_keyed_process_function_s_timers_fire_exactly_once_across_failures_and_a_res
     assert_eq!(state.status, JobStatus::Finished, "{:?}", state.failure);
     assert_eq!(committed(), expected);
 }
+
+/// Registers a processing-time timer at the end of time for every record.
+#[derive(Clone)]
+struct FarFuture;
+
+impl weir_actors::weir::operator::KeyedProcessFunction<u64, u64, u64> for FarFuture {
+    fn open(
+        &mut self,
+        _: &SubtaskInfo,
+        _: &mut weir_actors::weir::state::KeyedStateStore<u64>,
+    ) -> Result<(), OperatorError> {
+        Ok(())
+    }
+
+    fn process(
+        &mut self,
+        _key: &u64,
+        v: u64,
+        state: &mut weir_actors::weir::state::KeyedStateStore<u64>,
+        out: &mut Vec<u64>,
+    ) -> Result<(), OperatorError> {
+        state
+            .timer_service()?
+            .register_processing_time_timer(i64::MAX);
+        out.push(v);
+        Ok(())
+    }
+}
+
+#[test]
+fn a_processing_time_timer_at_the_end_of_time_neither_fires_nor_breaks_the_task() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = StreamEnvironment::new("far future");
+    env.set_parallelism(1);
+    env.add_source("numbers", SequenceSource::new(0, 100))
+        .key_by(|v: &u64| v % 3)
+        .process("far", FarFuture)
+        .add_sink("sink", ExactlyOnceFileSink::new(dir.path().join("out")));
+    let state = run(env.build().unwrap(), JobOptions::default()).unwrap();
+    assert_eq!(state.status, JobStatus::Finished, "{:?}", state.failure);
+    assert_eq!(committed_lines(dir.path().join("out")).unwrap().len(), 100);
+}
