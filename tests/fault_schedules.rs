@@ -10,7 +10,8 @@
 //! while restoring, and latency that makes checkpoints time out. A run ends by finishing, by a
 //! cancel, or by stop-with-savepoint (drained or not) after a random number of completed
 //! checkpoints. A schedule may also take unaligned checkpoints (exactly-once, behind a slow
-//! stage), compress its snapshots, and keep local copies for failovers. At the end the
+//! stage), compress its snapshots, keep local copies for failovers, and run event-time
+//! tumbling windows instead of the running count (exactly-once). At the end the
 //! committed output must equal the failure-free output: every
 //! key's counts exactly once for exactly-once jobs; nothing lost for at-least-once jobs.
 //!
@@ -89,6 +90,10 @@ struct Schedule {
     /// check out against `_metadata`).
     compression: bool,
     local_recovery: bool,
+    /// Exactly-once only: event-time tumbling windows instead of the running count (open
+    /// windows and their timers in every snapshot). No drained stop but at the end: a drain is
+    /// the end of event time, after which every record is late.
+    windows: bool,
 }
 
 impl Schedule {
@@ -131,6 +136,14 @@ impl Schedule {
             .then(|| Duration::from_millis([0, 0, 2, 10][rng.below(4) as usize]));
         let compression = rng.below(3) == 0;
         let local_recovery = rng.below(3) == 0;
+        let windows = mode == CheckpointingMode::ExactlyOnce && rng.below(3) == 0;
+        if windows {
+            for (_, end) in &mut runs {
+                if let RunEnd::Stop { drain, .. } = end {
+                    *drain = false;
+                }
+            }
+        }
         Self {
             seed,
             mode,
@@ -143,6 +156,7 @@ impl Schedule {
             unaligned,
             compression,
             local_recovery,
+            windows,
         }
     }
 }
@@ -196,6 +210,7 @@ fn run_schedule(schedule: &Schedule) -> Result<Outcome, String> {
         job.throttle = Some((25, Duration::from_millis(1)));
     }
     job.interval = Duration::from_millis(schedule.interval_ms);
+    job.window_ms = schedule.windows.then_some(200);
     job.fail_at.lock().unwrap().extend(&schedule.fail_at);
     let savepoints = dir.path().join("savepoints").display().to_string();
     let local_dir = dir.path().join("local").display().to_string();
@@ -358,10 +373,12 @@ fn random_fault_schedules_commit_the_failure_free_output() {
         .unwrap_or(FIRST_SEED);
     let mut failed = Vec::new();
     let (mut runs, mut restarts, mut unaligned, mut compressed, mut local) = (0, 0, 0, 0, 0);
+    let mut windowed = 0;
     let mut faults: BTreeMap<&str, u64> = BTreeMap::new();
     for seed in first..first + count {
         let schedule = Schedule::generate(seed, 10_000);
         unaligned += u64::from(schedule.unaligned.is_some());
+        windowed += u64::from(schedule.windows);
         compressed += u64::from(schedule.compression);
         local += u64::from(schedule.local_recovery);
         match run_schedule(&schedule) {
@@ -380,7 +397,7 @@ fn random_fault_schedules_commit_the_failure_free_output() {
     }
     eprintln!(
         "fault schedules: {count} run ({unaligned} with unaligned checkpoints, {compressed} \
-         compressed, {local} with local recovery), {} passed, {} \
+         compressed, {local} with local recovery, {windowed} windowed), {} passed, {} \
          failed (seeds {first}..{}); {runs} job runs, \
          {restarts} restarts; storage faults injected: {faults:?}; lost and duplicated records: \
          0 in every schedule that passed",

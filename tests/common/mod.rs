@@ -14,6 +14,8 @@ use weir_actors::weir::functions::Count;
 use weir_actors::weir::graph::JobGraph;
 use weir_actors::weir::restart::RestartStrategy;
 use weir_actors::weir::stream::StreamEnvironment;
+use weir_actors::weir::time::WatermarkStrategy;
+use weir_actors::weir::window::{AggregateFunction, TimeWindow, WindowAssigner};
 
 pub mod process;
 pub mod s3;
@@ -38,6 +40,9 @@ pub struct CountJob {
     pub checkpoint_dir: String,
     pub output: std::path::PathBuf,
     pub fail_at: FailPoints,
+    /// Instead of the running count: event-time tumbling windows of this many ms (record `v` at
+    /// `v` ms), each emitting `(key, window start × 1000 + count)` when it fires.
+    pub window_ms: Option<u64>,
 }
 
 impl CountJob {
@@ -55,6 +60,7 @@ impl CountJob {
             checkpoint_dir: dir.join("checkpoints").display().to_string(),
             output: dir.join("out"),
             fail_at: Arc::default(),
+            window_ms: None,
         }
     }
 
@@ -87,8 +93,16 @@ impl CountJob {
         }
         let fail_at = self.fail_at.clone();
         let keys = self.keys;
-        let counted = env
-            .add_source("numbers", source)
+        let numbers = match self.window_ms {
+            None => env.add_source("numbers", source),
+            Some(_) => env.add_source_with_watermarks(
+                "numbers",
+                source,
+                WatermarkStrategy::for_monotonous_timestamps()
+                    .with_timestamp_assigner(|v: &u64| *v as i64),
+            ),
+        };
+        let keyed = numbers
             .map("inject", move |v: u64| {
                 let fire = fail_at.lock().unwrap().remove(&v);
                 if fire {
@@ -96,8 +110,16 @@ impl CountJob {
                 }
                 v
             })
-            .key_by(move |v: &u64| v % keys)
-            .process("count", Count::default());
+            .key_by(move |v: &u64| v % keys);
+        let counted = match self.window_ms {
+            None => keyed.process("count", Count::default()),
+            Some(ms) => keyed
+                .window(WindowAssigner::tumbling(Duration::from_millis(ms)).unwrap())
+                .event_time(|v: &u64| *v as i64)
+                .aggregate("count", WindowCount, |k: &u64, w: &TimeWindow, n: u64| {
+                    (*k, w.start as u64 * 1000 + n)
+                }),
+        };
         let counted = match self.throttle {
             Some((every, pause)) => counted.map("throttle", move |c: (u64, u64)| {
                 if c.1.is_multiple_of(every) {
@@ -125,8 +147,21 @@ impl CountJob {
         per_key
     }
 
-    /// What the failure-free run commits: per key, 1..=n exactly once.
+    /// What the failure-free run commits: per key, 1..=n exactly once (windows: per key and
+    /// window, its start × 1000 + its count).
     pub fn expected(&self) -> BTreeMap<u64, Vec<u64>> {
+        if let Some(ms) = self.window_ms {
+            let mut per_key: BTreeMap<(u64, u64), u64> = BTreeMap::new();
+            for v in 0..self.records {
+                *per_key.entry((v % self.keys, v - v % ms)).or_default() += 1;
+            }
+            let mut expected: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
+            for ((k, start), n) in per_key {
+                assert!(n < 1000, "a window's count must fit the encoding");
+                expected.entry(k).or_default().push(start * 1000 + n);
+            }
+            return expected;
+        }
         (0..self.keys)
             .map(|k| {
                 let n = (self.records + self.keys - 1 - k) / self.keys;
@@ -143,6 +178,27 @@ impl CountJob {
             v.sort_unstable();
         }
         c
+    }
+}
+
+/// Counts a window's records.
+#[derive(Clone)]
+struct WindowCount;
+
+impl AggregateFunction<u64> for WindowCount {
+    type Acc = u64;
+    type Out = u64;
+    fn create_accumulator(&self) -> u64 {
+        0
+    }
+    fn add(&self, _: u64, acc: &mut u64) {
+        *acc += 1;
+    }
+    fn get_result(&self, acc: &u64) -> u64 {
+        *acc
+    }
+    fn merge(&self, a: u64, b: u64) -> u64 {
+        a + b
     }
 }
 
