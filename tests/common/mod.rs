@@ -15,6 +15,7 @@ use weir_actors::weir::graph::JobGraph;
 use weir_actors::weir::restart::RestartStrategy;
 use weir_actors::weir::stream::StreamEnvironment;
 
+pub mod kafka;
 pub mod process;
 pub mod s3;
 pub mod served;

@@ -23,3 +23,6 @@ pub use options::{
 };
 pub use sink::KafkaSink;
 pub use source::{KafkaRecord, KafkaSource};
+
+/// The client crate, for programs (and tests) that talk to Kafka themselves.
+pub use rdkafka;
