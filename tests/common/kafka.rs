@@ -27,6 +27,17 @@ use weir_actors::weir::connectors::kafka::rdkafka::{Offset, TopicPartitionList};
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 
+/// tansu 0.6 answers a partition's end offset (ListOffsets, latest) with the base offset of its
+/// last record batch + 1, not the offset after its last record. After [`KafkaBroker::seal`] the
+/// last batch of every partition holds one record, [`END`], so the two agree: bounded mode's end
+/// offsets and [`KafkaBroker::read_all`] are then right. Readers skip the marker ([`is_end`]).
+pub const END: &str = "end-of-test-data";
+
+/// Whether a record value is the [`END`] marker.
+pub fn is_end(value: &Value) -> bool {
+    value.get(END).is_some()
+}
+
 /// A tansu broker on loopback. Killed on drop.
 pub struct KafkaBroker {
     child: Child,
@@ -204,6 +215,13 @@ impl KafkaBroker {
         p.flush(TIMEOUT).expect("every record acknowledged");
     }
 
+    /// Writes the [`END`] marker into every partition, each alone in its batch (see [`END`]).
+    pub fn seal(&self, topic: &str, partitions: i32) {
+        for p in 0..partitions {
+            self.produce(topic, [(p, serde_json::json!({ END: true }))]);
+        }
+    }
+
     /// The end offset (high watermark) of each partition of `topic`.
     pub fn end_offsets(&self, topic: &str, partitions: i32) -> Vec<i64> {
         let c = self.consumer();
@@ -212,7 +230,8 @@ impl KafkaBroker {
             .collect()
     }
 
-    /// Every record of `topic` (all partitions, from the start to the current end), as JSON.
+    /// Every record of `topic` (all partitions, from the start to the current end), as JSON,
+    /// without [`END`] markers. Call [`Self::seal`] first.
     pub fn read_all(&self, topic: &str, partitions: i32) -> Vec<Value> {
         let ends = self.end_offsets(topic, partitions);
         let c = self.consumer();
@@ -239,7 +258,10 @@ impl KafkaBroker {
                 continue;
             }
             next[i] = m.offset() + 1;
-            out.push(serde_json::from_slice(m.payload().unwrap_or(b"null")).unwrap());
+            let v: Value = serde_json::from_slice(m.payload().unwrap_or(b"null")).unwrap();
+            if !is_end(&v) {
+                out.push(v);
+            }
         }
         out
     }
