@@ -156,6 +156,7 @@ impl KafkaBroker {
 
     fn consumer(&self) -> BaseConsumer {
         self.config()
+            .set("group.id", "weir-test-reader")
             .set("enable.auto.commit", "false")
             .create()
             .unwrap()

@@ -153,9 +153,13 @@ fn consumer_config(options: &KafkaSourceOptions, info: &SubtaskInfo) -> ClientCo
         .set("enable.auto.offset.store", "false")
         .set("enable.partition.eof", "false")
         .set("auto.offset.reset", "earliest");
-    if let Some(g) = &options.group_id {
-        c.set("group.id", g);
-    }
+    // librdkafka's consumer needs a group even when it is only assigned partitions; without
+    // `group.id` nothing is committed to it.
+    let group = options
+        .group_id
+        .clone()
+        .unwrap_or_else(|| format!("weir-{}", info.uid));
+    c.set("group.id", group);
     for (k, v) in &options.properties {
         c.set(k, v);
     }
