@@ -408,3 +408,73 @@ fn bad_kafka_options_are_refused_naming_the_key() {
     assert_ne!(o.status.code(), Some(0));
     assert!(stderr(&o).contains("group.id"), "{}", stderr(&o));
 }
+
+/// The ready job files, as the README runs them: `kafka-produce.yaml` writes the words of
+/// `data/words.txt` into `events`, `kafka-count.yaml` counts them per word into the file sink
+/// (unbounded: stopped once every count is committed). Every word's counts 1..=n exactly once.
+#[test]
+fn the_ready_kafka_job_files_count_every_word_once() {
+    let broker = KafkaBroker::start();
+    broker.create_topic("events", PARTITIONS);
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let data = repo.join("config/jobs/data/words.txt");
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let adapt = |name: &str| {
+        let text = std::fs::read_to_string(repo.join("config/jobs").join(name))
+            .unwrap()
+            .replace("127.0.0.1:9092", &broker.bootstrap)
+            .replace("/tmp/weir-out/", &format!("{}/out-", dir.display()))
+            .replace("/tmp/weir/", &format!("{}/", dir.display()))
+            .replace("data/words.txt", &data.display().to_string())
+            .replace(
+                "parallelism.default: 2\n",
+                "parallelism.default: 2\n  rest.port: 0\n",
+            );
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    };
+    std::fs::write(dir.join("weir.yaml"), "{}\n").unwrap();
+    let o = weir(dir, &["run", &adapt("kafka-produce.yaml")]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+
+    let mut truth: BTreeMap<String, u64> = BTreeMap::new();
+    for w in std::fs::read_to_string(&data)
+        .unwrap()
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+    {
+        *truth.entry(w.to_lowercase()).or_insert(0) += 1;
+    }
+    let out = dir.join("out-kafka-count");
+    let counts = || {
+        let mut per_word: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+        for line in committed_lines(&out).unwrap_or_default() {
+            let v: Value = serde_json::from_str(&line).unwrap();
+            per_word
+                .entry(v["key"].as_str().unwrap().to_owned())
+                .or_default()
+                .push(v["count"].as_u64().unwrap());
+        }
+        for c in per_word.values_mut() {
+            c.sort_unstable();
+        }
+        per_word
+    };
+    let want: BTreeMap<String, Vec<u64>> = truth
+        .iter()
+        .map(|(w, n)| (w.clone(), (1..=*n).collect()))
+        .collect();
+    let mut run = Running::start(dir, &[&adapt("kafka-count.yaml")]);
+    eventually("every word counted", || {
+        counts().values().map(Vec::len).sum::<usize>() >= want.values().map(Vec::len).sum::<usize>()
+    });
+    let done = run.wait_checkpoints(|_| true)["counts"]["completed"]
+        .as_u64()
+        .unwrap();
+    run.wait_checkpoints(|c| c["counts"]["completed"].as_u64() >= Some(done + 1));
+    assert_eq!(counts(), want);
+    run.child.kill().unwrap();
+    run.wait_end();
+}
