@@ -48,7 +48,18 @@ fn properties(p: &mut Params) -> Result<Vec<(String, String)>, ParamError> {
     let mut out = Vec::new();
     for name in p.names_starting_with("properties.") {
         let value = p.str(&name)?;
-        out.push((name["properties.".len()..].to_string(), value));
+        let key = &name["properties.".len()..];
+        // librdkafka checks the name and the value now, not when the job starts.
+        let mut c = rdkafka::ClientConfig::new();
+        c.set(key, &value);
+        if let Err(e) = c.create_native_config() {
+            return Err(ParamError::Invalid {
+                param: name.clone(),
+                expected: "a librdkafka setting and a value it accepts".into(),
+                found: format!("`{value}` ({e})"),
+            });
+        }
+        out.push((key.to_string(), value));
     }
     Ok(out)
 }
@@ -119,6 +130,13 @@ pub fn source_options(p: &mut Params) -> Result<(KafkaSourceOptions, Option<Fiel
         o.bounded = BoundedMode::parse(&b).map_err(other)?;
     }
     if let Some(d) = p.opt_duration("scan.topic-partition-discovery.interval")? {
+        if o.bounded == BoundedMode::LatestOffset {
+            return Err(other(
+                "`scan.topic-partition-discovery.interval` has no effect with `scan.bounded.mode: \
+                 latest-offset` (a bounded source reads the partitions it finds at the start)"
+                    .into(),
+            ));
+        }
         o.discovery_interval = Some(d);
     }
     format(p)?;
@@ -245,6 +263,15 @@ mod tests {
             (
                 "bootstrap.servers: b:1\ntopic: t\nscan.startup.timestamp-millis: x",
                 "timestamp-millis",
+            ),
+            (
+                "bootstrap.servers: b:1\ntopic: t\nproperties.no.such.thing: 1",
+                "properties.no.such.thing",
+            ),
+            (
+                "bootstrap.servers: b:1\ntopic: t\nscan.bounded.mode: latest-offset\n\
+                 scan.topic-partition-discovery.interval: 1 s",
+                "no effect",
             ),
         ] {
             let e = source_options(&mut params(text)).unwrap_err().to_string();

@@ -177,8 +177,11 @@ impl<T: Send + 'static> Source<T> for KafkaSource<T> {
         state: &mut OperatorStateStore,
     ) -> Result<(), OperatorError> {
         let handle = state.union_list::<SplitEntry>(SPLITS_STATE)?;
+        // Restored without any entry (the source is new in the job, or the snapshot predates
+        // it): a fresh start, at the startup mode's offsets.
         let restored = info
             .restored
+            .filter(|_| !handle.get_ref(state).is_empty())
             .map(|_| Restored::take(handle.get_ref(state), info.index, info.parallelism));
         let consumer: BaseConsumer = consumer_config(&self.options, info)
             .create()
