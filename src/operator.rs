@@ -92,6 +92,20 @@ pub trait Source<T>: Send + 'static {
 
     /// Record the current position in `state` (synchronously, at the barrier).
     fn snapshot(&mut self, state: &mut OperatorStateStore) -> Result<(), OperatorError>;
+
+    /// The next [`Self::snapshot`] is checkpoint `checkpoint`'s (called just before it), for a
+    /// source that acts when that checkpoint completes.
+    fn on_barrier(&mut self, _checkpoint: CheckpointId) {}
+
+    /// Checkpoint `checkpoint` is complete and durable. For side effects that only report
+    /// progress (the Kafka source commits its offsets to the broker for monitoring): the
+    /// checkpoint stays the truth, so a failure here must not lose or repeat records.
+    fn notify_checkpoint_complete(
+        &mut self,
+        _checkpoint: CheckpointId,
+    ) -> Result<(), OperatorError> {
+        Ok(())
+    }
 }
 
 /// A non-keyed transformation of batches (map, filter, flat map and user operators).

@@ -324,15 +324,24 @@ impl<T: Clone + Send + 'static, S: Source<T>> VertexRuntime for SourceVertex<T, 
         self.out.flush(ready);
     }
 
-    fn snapshot(&mut self, _barrier: &Barrier) -> Result<VertexSnapshot, OperatorError> {
+    fn snapshot(&mut self, barrier: &Barrier) -> Result<VertexSnapshot, OperatorError> {
         if let Some(time) = &self.time {
             time.snapshot(&mut self.state);
         }
+        self.source.on_barrier(barrier.id);
         self.source.snapshot(&mut self.state)?;
         Ok(VertexSnapshot {
             keyed: None,
             operator: operator_snapshot(&self.state)?,
         })
+    }
+
+    fn checkpoint_complete(
+        &mut self,
+        id: CheckpointId,
+        _kind: CheckpointKind,
+    ) -> Result<(), OperatorError> {
+        self.source.notify_checkpoint_complete(id)
     }
 }
 

@@ -6,9 +6,11 @@
 //! - [`file_sink::ExactlyOnceFileSink`]: JSON lines in files that become visible only when a
 //!   checkpoint completes (in-progress → pending → committed).
 //! - [`print::PrintSink`], [`print::DiscardSink`]: for demos and benchmarks.
+//! - [`kafka`]: a replayable Kafka source and an at-least-once Kafka sink.
 
 pub mod file_lines;
 pub mod file_sink;
+pub mod kafka;
 pub mod print;
 pub mod rate;
 pub mod sequence;

@@ -73,6 +73,16 @@ impl<S: Source<Value>> Source<Value> for CountedSource<S> {
     fn snapshot(&mut self, state: &mut OperatorStateStore) -> Result<(), OperatorError> {
         self.inner.snapshot(state)
     }
+    fn on_barrier(&mut self, checkpoint: crate::ids::CheckpointId) {
+        self.inner.on_barrier(checkpoint);
+    }
+
+    fn notify_checkpoint_complete(
+        &mut self,
+        checkpoint: crate::ids::CheckpointId,
+    ) -> Result<(), OperatorError> {
+        self.inner.notify_checkpoint_complete(checkpoint)
+    }
 }
 
 /// A sink that counts what it receives.

@@ -15,6 +15,8 @@
 //! | sink | `file` | `path` | exactly-once JSON lines |
 //! | sink | `print` | — | JSON lines on stdout |
 //! | sink | `discard` | — | nothing |
+//! | source | `kafka` | `bootstrap.servers`, `topic`/`topic-pattern`, … (Flink's keys) | each record's JSON value |
+//! | sink | `kafka` | `bootstrap.servers`, `topic`, `sink.delivery-guarantee` | JSON values, at least once |
 
 use serde_json::Value;
 
@@ -102,4 +104,5 @@ pub(crate) fn register_builtins(r: &mut Registry) {
     });
     r.register_sink("print", |_| Ok(PrintSink::new()));
     r.register_sink("discard", |_| Ok(DiscardSink::new()));
+    crate::connectors::kafka::jobfile::register(r);
 }

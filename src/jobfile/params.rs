@@ -299,6 +299,19 @@ impl Params {
         }
     }
 
+    /// The given parameter names that start with `prefix` (a pass-through group such as the
+    /// Kafka connectors' `properties.*`), sorted. Reading them marks them asked.
+    pub fn names_starting_with(&self, prefix: &str) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .values
+            .keys()
+            .filter(|k| k.starts_with(prefix))
+            .cloned()
+            .collect();
+        names.sort();
+        names
+    }
+
     /// The names that were asked for, sorted.
     pub fn asked(&self) -> Vec<String> {
         self.asked.iter().cloned().collect()

@@ -69,4 +69,14 @@ impl<S: Source<T>, T: Send + 'static> Source<Value> for JsonSource<S, T> {
     fn snapshot(&mut self, state: &mut OperatorStateStore) -> Result<(), OperatorError> {
         self.inner.snapshot(state)
     }
+    fn on_barrier(&mut self, checkpoint: crate::ids::CheckpointId) {
+        self.inner.on_barrier(checkpoint);
+    }
+
+    fn notify_checkpoint_complete(
+        &mut self,
+        checkpoint: crate::ids::CheckpointId,
+    ) -> Result<(), OperatorError> {
+        self.inner.notify_checkpoint_complete(checkpoint)
+    }
 }

@@ -183,8 +183,8 @@ fn an_unknown_operator_names_the_file_the_step_and_a_suggestion() {
         m.contains("known operators: count, filter, key-by, map"),
         "{m}"
     );
-    let m = message(&WORD_COUNT.replace("sink: file", "sink: kafka"));
-    assert!(m.contains("step 4 (uid `out`, sink `kafka`): unknown sink `kafka`; known sinks: discard, file, print"), "{m}");
+    let m = message(&WORD_COUNT.replace("sink: file", "sink: pulsar"));
+    assert!(m.contains("step 4 (uid `out`, sink `pulsar`): unknown sink `pulsar`; known sinks: discard, file, kafka, print"), "{m}");
 }
 
 #[test]

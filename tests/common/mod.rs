@@ -17,6 +17,7 @@ use weir_actors::weir::stream::StreamEnvironment;
 use weir_actors::weir::time::WatermarkStrategy;
 use weir_actors::weir::window::{AggregateFunction, TimeWindow, WindowAssigner};
 
+pub mod kafka;
 pub mod process;
 pub mod s3;
 pub mod served;
