@@ -59,6 +59,7 @@ use std::any::Any;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::hash::Hash;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
 
@@ -66,7 +67,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::error::{DecodeLocation, StateError};
-use super::heap::{HeapGroups, ListTable, MapTable, ReducingTable, ValueTable};
+use super::heap::{Groups, GroupsBackend, ListTable, MapTable, ReducingTable, ValueTable};
 use super::key_group::{key_group_for_hash, stable_hash, KeyGroupRange};
 use super::next_store_id;
 use super::snapshot::{KeyedStateMeta, KeyedStateSnapshot, KEYED_WHAT};
@@ -107,6 +108,9 @@ pub enum StateBackendKind {
     /// Typed values in hash maps in memory; full snapshots.
     #[default]
     HashMap,
+    /// An embedded RocksDB on local disk per keyed subtask, behind a bounded write-back cache
+    /// (needs the `rocksdb` feature, on by default).
+    RocksDb,
 }
 
 impl StateBackendKind {
@@ -114,6 +118,7 @@ impl StateBackendKind {
     pub fn name(self) -> &'static str {
         match self {
             StateBackendKind::HashMap => "hashmap",
+            StateBackendKind::RocksDb => "rocksdb",
         }
     }
 }
@@ -129,9 +134,10 @@ impl FromStr for StateBackendKind {
     fn from_str(s: &str) -> Result<Self, StateError> {
         match s.trim().to_ascii_lowercase().as_str() {
             "hashmap" => Ok(StateBackendKind::HashMap),
+            "rocksdb" => Ok(StateBackendKind::RocksDb),
             _ => Err(StateError::UnknownBackend {
                 name: s.to_string(),
-                expected: "hashmap",
+                expected: "hashmap, rocksdb",
             }),
         }
     }
@@ -172,6 +178,11 @@ pub struct KeyedStateStore<K> {
     states: Vec<Registered<K>>,
     by_name: HashMap<String, u32>,
     pending: BTreeMap<String, Arc<Pending>>,
+    /// Where the `rocksdb` backend puts its working directory (`None`: the temp dir).
+    local_dir: Option<PathBuf>,
+    /// The `rocksdb` backend's DB, opened by the first registration.
+    #[cfg(feature = "rocksdb")]
+    rocks: Option<Arc<super::rocks::RocksStore>>,
 }
 
 impl<K> fmt::Debug for KeyedStateStore<K> {
@@ -217,7 +228,69 @@ impl<K: StateKey> KeyedStateStore<K> {
             states: Vec::new(),
             by_name: HashMap::new(),
             pending: BTreeMap::new(),
+            local_dir: None,
+            #[cfg(feature = "rocksdb")]
+            rocks: None,
         }
+    }
+
+    /// Sets the directory under which the `rocksdb` backend creates this store's working
+    /// directory (Flink's `state.backend.rocksdb.localdir`; default: the temp dir). Takes
+    /// effect if no state is registered yet.
+    pub fn with_local_dir(mut self, dir: Option<PathBuf>) -> Self {
+        self.local_dir = dir;
+        self
+    }
+
+    /// The working directory of the `rocksdb` backend's DB, once a state is registered.
+    pub fn local_state_dir(&self) -> Option<&Path> {
+        #[cfg(feature = "rocksdb")]
+        if let Some(r) = &self.rocks {
+            return Some(r.dir());
+        }
+        None
+    }
+
+    /// Where a new state's storage goes; opens the DB on first use.
+    fn groups_backend(&mut self) -> Result<GroupsBackend, StateError> {
+        match self.backend {
+            StateBackendKind::HashMap => Ok(GroupsBackend::Heap),
+            #[cfg(feature = "rocksdb")]
+            StateBackendKind::RocksDb => {
+                let store = match &self.rocks {
+                    Some(r) => Arc::clone(r),
+                    None => {
+                        let r = super::rocks::RocksStore::open(
+                            &self.operator_uid,
+                            self.layout(),
+                            self.local_dir.as_deref(),
+                        )?;
+                        self.rocks = Some(Arc::clone(&r));
+                        r
+                    }
+                };
+                let tag = u16::try_from(self.states.len())
+                    .ok()
+                    .filter(|&t| t < u16::MAX)
+                    .ok_or_else(|| StateError::Backend {
+                        operator: self.operator_uid.clone(),
+                        detail: "more than 65534 keyed states in one operator".into(),
+                    })?;
+                Ok(GroupsBackend::Rocks(store, tag))
+            }
+            #[cfg(not(feature = "rocksdb"))]
+            StateBackendKind::RocksDb => Err(StateError::Backend {
+                operator: self.operator_uid.clone(),
+                detail: "this build of Weir has no rocksdb backend (the `rocksdb` feature of \
+                         the weir crate is off)"
+                    .into(),
+            }),
+        }
+    }
+
+    #[inline]
+    fn is_rocks(&self) -> bool {
+        self.backend == StateBackendKind::RocksDb
     }
 
     /// The operator this store belongs to.
@@ -248,8 +321,9 @@ impl<K: StateKey> KeyedStateStore<K> {
     /// type; [`StateError::Decode`] if restored entries do not decode as `V`.
     pub fn value<V: StateValue>(&mut self, name: &str) -> Result<ValueState<V>, StateError> {
         let n = self.key_groups.len();
+        let b = self.groups_backend()?;
         self.register(name, || ValueTable::<K, V> {
-            data: HeapGroups::new(n),
+            data: Groups::new(&b, n),
         })
         .map(ValueState::new)
     }
@@ -257,8 +331,9 @@ impl<K: StateKey> KeyedStateStore<K> {
     /// Registers (or returns) list state `name`. Errors as for [`KeyedStateStore::value`].
     pub fn list<V: StateValue>(&mut self, name: &str) -> Result<ListState<V>, StateError> {
         let n = self.key_groups.len();
+        let b = self.groups_backend()?;
         self.register(name, || ListTable::<K, V> {
-            data: HeapGroups::new(n),
+            data: Groups::new(&b, n),
         })
         .map(ListState::new)
     }
@@ -269,8 +344,9 @@ impl<K: StateKey> KeyedStateStore<K> {
         name: &str,
     ) -> Result<MapState<UK, UV>, StateError> {
         let n = self.key_groups.len();
+        let b = self.groups_backend()?;
         self.register(name, || MapTable::<K, UK, UV> {
-            data: HeapGroups::new(n),
+            data: Groups::new(&b, n),
         })
         .map(MapState::new)
     }
@@ -285,8 +361,9 @@ impl<K: StateKey> KeyedStateStore<K> {
         reduce: impl Fn(&V, &V) -> V + Send + 'static,
     ) -> Result<ReducingState<V>, StateError> {
         let n = self.key_groups.len();
+        let b = self.groups_backend()?;
         self.register(name, move || ReducingTable::<K, V> {
-            data: HeapGroups::new(n),
+            data: Groups::new(&b, n),
             reduce: Box::new(reduce),
         })
         .map(ReducingState::new)
@@ -430,6 +507,12 @@ impl<K: StateKey> KeyedStateStore<K> {
             key_group,
             offset,
         });
+        #[cfg(feature = "rocksdb")]
+        if self.is_rocks() {
+            for s in &mut self.states {
+                s.table.key_changed();
+            }
+        }
     }
 
     #[cold]
@@ -456,6 +539,14 @@ impl<K: StateKey> KeyedStateStore<K> {
     /// not registered yet are not counted (their keys are still bytes). Costs a pass over all
     /// keys; for tests and statistics.
     pub fn len(&self) -> usize {
+        #[cfg(feature = "rocksdb")]
+        if self.is_rocks() && self.states.len() > 1 {
+            let mut keys = HashSet::new();
+            for s in &self.states {
+                s.table.encoded_keys(&mut keys);
+            }
+            return keys.len();
+        }
         match self.states.as_slice() {
             [] => 0,
             [only] => only.table.key_count(),
@@ -501,12 +592,27 @@ impl<K: StateKey> KeyedStateStore<K> {
     /// copies that group's map (once per capture), so memory grows by the groups written
     /// while the job is held. Any number of jobs may be outstanding.
     ///
+    /// The `rocksdb` backend writes its caches back and creates a RocksDB checkpoint (hard
+    /// links of its SST files) instead; the encoding reads that checkpoint.
+    ///
     /// # Errors
     ///
-    /// None with the `hashmap` backend; the `Result` is for backends whose capture can fail.
+    /// None with the `hashmap` backend; [`StateError::Backend`] if RocksDB cannot write or
+    /// create the checkpoint.
     pub fn snapshot_deferred(&mut self) -> Result<KeyedSnapshotJob, StateError> {
         let header = self.snapshot_header();
+        #[cfg(feature = "rocksdb")]
+        if let Some(rocks) = &self.rocks {
+            for s in &mut self.states {
+                s.table.flush()?;
+            }
+            rocks.begin_capture()?;
+        }
         let tables = self.states.iter_mut().map(|s| s.table.capture()).collect();
+        #[cfg(feature = "rocksdb")]
+        if let Some(rocks) = &self.rocks {
+            rocks.end_capture();
+        }
         let pending = self.pending.values().cloned().collect();
         Ok(KeyedSnapshotJob::new(header, tables, pending))
     }

@@ -27,6 +27,8 @@ mod heap;
 pub mod key_group;
 pub mod keyed;
 pub mod operator_state;
+#[cfg(feature = "rocksdb")]
+mod rocks;
 pub mod snapshot;
 mod snapshot_job;
 mod table;
