@@ -143,6 +143,23 @@ impl FromStr for StateBackendKind {
     }
 }
 
+/// A keyed store's backend: the kind, and where the `rocksdb` backend puts its working
+/// directories (`state.backend.rocksdb.localdir`; `None`: the temp dir).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct KeyedBackend {
+    pub kind: StateBackendKind,
+    pub local_dir: Option<PathBuf>,
+}
+
+impl From<StateBackendKind> for KeyedBackend {
+    fn from(kind: StateBackendKind) -> Self {
+        Self {
+            kind,
+            local_dir: None,
+        }
+    }
+}
+
 /// A registered state.
 struct Registered<K> {
     name: String,

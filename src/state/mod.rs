@@ -41,8 +41,8 @@ mod snapshot_job_tests;
 pub use error::StateError;
 pub use key_group::KeyGroupRange;
 pub use keyed::{
-    KeyedSnapshotJob, KeyedStateStore, ListState, MapState, ReducingState, StateBackendKind,
-    StateKey, StateValue, ValueState,
+    KeyedBackend, KeyedSnapshotJob, KeyedStateStore, ListState, MapState, ReducingState,
+    StateBackendKind, StateKey, StateValue, ValueState,
 };
 pub use operator_state::{OperatorListState, OperatorStateStore};
 
