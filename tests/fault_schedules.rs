@@ -10,7 +10,8 @@
 //! while restoring, and latency that makes checkpoints time out. A run ends by finishing, by a
 //! cancel, or by stop-with-savepoint (drained or not) after a random number of completed
 //! checkpoints. A schedule may also take unaligned checkpoints (exactly-once, behind a slow
-//! stage), compress its snapshots, and keep local copies for failovers. At the end the
+//! stage), compress its snapshots, keep local copies for failovers, and keep its keyed state in
+//! RocksDB (every run, or every other run, so that state moves between backends). At the end the
 //! committed output must equal the failure-free output: every
 //! key's counts exactly once for exactly-once jobs; nothing lost for at-least-once jobs.
 //!
@@ -37,6 +38,7 @@ use weir_actors::weir::checkpoint::storage::faults::{
 use weir_actors::weir::checkpoint::{
     CheckpointingMode, ExternalizedRetention, LocalRecoveryConfig,
 };
+use weir_actors::weir::state::StateBackendKind;
 use weir_actors::weir::status::JobStatus;
 use weir_actors::{submit, JobOptions, RestoreSettings};
 
@@ -89,6 +91,8 @@ struct Schedule {
     /// check out against `_metadata`).
     compression: bool,
     local_recovery: bool,
+    /// The keyed state backend of each run.
+    backends: Vec<StateBackendKind>,
 }
 
 impl Schedule {
@@ -131,6 +135,15 @@ impl Schedule {
             .then(|| Duration::from_millis([0, 0, 2, 10][rng.below(4) as usize]));
         let compression = rng.below(3) == 0;
         let local_recovery = rng.below(3) == 0;
+        // Half the schedules on hashmap only; a quarter on rocksdb; a quarter alternating.
+        let backend_draw = rng.below(4);
+        let backends = (0..runs.len())
+            .map(|i| match backend_draw {
+                2 => StateBackendKind::RocksDb,
+                3 if i % 2 == 1 => StateBackendKind::RocksDb,
+                _ => StateBackendKind::HashMap,
+            })
+            .collect();
         Self {
             seed,
             mode,
@@ -143,6 +156,7 @@ impl Schedule {
             unaligned,
             compression,
             local_recovery,
+            backends,
         }
     }
 }
@@ -199,6 +213,7 @@ fn run_schedule(schedule: &Schedule) -> Result<Outcome, String> {
     job.fail_at.lock().unwrap().extend(&schedule.fail_at);
     let savepoints = dir.path().join("savepoints").display().to_string();
     let local_dir = dir.path().join("local").display().to_string();
+    job.local_dir = Some(dir.path().join("rocksdb"));
     let mut outcome = Outcome::default();
     let faults = schedule
         .storage
@@ -210,6 +225,7 @@ fn run_schedule(schedule: &Schedule) -> Result<Outcome, String> {
     let mut restore: Option<String> = None;
     for (i, &(parallelism, end)) in schedule.runs.iter().enumerate() {
         job.parallelism = parallelism;
+        job.backend = schedule.backends[i];
         let slow = schedule.storage.as_ref().is_some_and(|f| f.slow.is_some());
         let config = weir_actors::weir::checkpoint::CheckpointConfig {
             num_retained: schedule.num_retained,
@@ -358,12 +374,14 @@ fn random_fault_schedules_commit_the_failure_free_output() {
         .unwrap_or(FIRST_SEED);
     let mut failed = Vec::new();
     let (mut runs, mut restarts, mut unaligned, mut compressed, mut local) = (0, 0, 0, 0, 0);
+    let mut rocks = 0;
     let mut faults: BTreeMap<&str, u64> = BTreeMap::new();
     for seed in first..first + count {
         let schedule = Schedule::generate(seed, 10_000);
         unaligned += u64::from(schedule.unaligned.is_some());
         compressed += u64::from(schedule.compression);
         local += u64::from(schedule.local_recovery);
+        rocks += u64::from(schedule.backends.contains(&StateBackendKind::RocksDb));
         match run_schedule(&schedule) {
             Ok(o) => {
                 runs += o.runs;
@@ -380,7 +398,7 @@ fn random_fault_schedules_commit_the_failure_free_output() {
     }
     eprintln!(
         "fault schedules: {count} run ({unaligned} with unaligned checkpoints, {compressed} \
-         compressed, {local} with local recovery), {} passed, {} \
+         compressed, {local} with local recovery, {rocks} with RocksDB), {} passed, {} \
          failed (seeds {first}..{}); {runs} job runs, \
          {restarts} restarts; storage faults injected: {faults:?}; lost and duplicated records: \
          0 in every schedule that passed",

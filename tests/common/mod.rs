@@ -13,6 +13,7 @@ use weir_actors::weir::connectors::sequence::SequenceSource;
 use weir_actors::weir::functions::Count;
 use weir_actors::weir::graph::JobGraph;
 use weir_actors::weir::restart::RestartStrategy;
+use weir_actors::weir::state::StateBackendKind;
 use weir_actors::weir::stream::StreamEnvironment;
 
 pub mod process;
@@ -38,6 +39,10 @@ pub struct CountJob {
     pub checkpoint_dir: String,
     pub output: std::path::PathBuf,
     pub fail_at: FailPoints,
+    /// The keyed state backend of the count (hashmap by default), and the rocksdb backend's
+    /// local directory (`None`: the temp dir).
+    pub backend: StateBackendKind,
+    pub local_dir: Option<std::path::PathBuf>,
 }
 
 impl CountJob {
@@ -55,6 +60,8 @@ impl CountJob {
             checkpoint_dir: dir.join("checkpoints").display().to_string(),
             output: dir.join("out"),
             fail_at: Arc::default(),
+            backend: StateBackendKind::HashMap,
+            local_dir: None,
         }
     }
 
@@ -77,6 +84,10 @@ impl CountJob {
         let env = StreamEnvironment::new("keyed count");
         env.set_parallelism(self.parallelism);
         env.set_checkpoint_config(config);
+        env.set_state_backend(self.backend);
+        if let Some(dir) = &self.local_dir {
+            env.set_state_local_dir(dir);
+        }
         env.set_restart_strategy(RestartStrategy::FixedDelay {
             attempts: 20,
             delay: Duration::from_millis(5),
