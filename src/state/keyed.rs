@@ -33,7 +33,8 @@
 //! A group's map is shared with the deferred snapshots that captured it until the next write
 //! to the group copies it (or takes it back once they are encoded).
 //!
-//! The embedded on-disk backend (RocksDB-style, a later issue) plugs in at two levels:
+//! The `rocksdb` backend (`super::rocks`) is built at the first level below; the second
+//! (native incremental checkpoints) is not built yet. It plugs in at two levels:
 //!
 //! - **Per state**: a second implementation of each kind's table, backed by one column family
 //!   per state whose keys are `key group (u16 BE) ++ key bytes [++ user key bytes]`, so a key
@@ -43,7 +44,11 @@
 //!   from a per-table cache of the current key's decoded value, filled on first read and
 //!   dropped by `set_current_key`. Encoding a group and `prepare_restore` become prefix scans
 //!   and batched writes, so the canonical blob (savepoints, switching backends, rescaling) is
-//!   the same format; a capture for a deferred snapshot is a DB snapshot (a sequence number).
+//!   the same format; a capture for a deferred snapshot is a RocksDB checkpoint (hard links),
+//!   opened read-only where it is encoded. As built, one DB per store holds every state, each
+//!   under a 2-byte tag after the key group (`key group ++ tag ++ key`), and the per-key value
+//!   is stored whole (a list or a user map is one value); a write-back cache of decoded values
+//!   per state stands in for the current-key cache.
 //! - **Per store**: incremental checkpoints bypass the per-group encoding. The store asks the
 //!   backend for a native checkpoint — the set of immutable SST files, of which only those new
 //!   since the last completed checkpoint are uploaded to `shared/`, referenced by name and
