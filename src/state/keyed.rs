@@ -205,6 +205,9 @@ pub struct KeyedStateStore<K> {
     /// The `rocksdb` backend's DB, opened by the first registration.
     #[cfg(feature = "rocksdb")]
     rocks: Option<Arc<super::rocks::RocksStore>>,
+    /// Keys the `rocksdb` backend caches per state.
+    #[cfg(feature = "rocksdb")]
+    rocks_cache_entries: usize,
 }
 
 impl<K> fmt::Debug for KeyedStateStore<K> {
@@ -253,7 +256,15 @@ impl<K: StateKey> KeyedStateStore<K> {
             local_dir: None,
             #[cfg(feature = "rocksdb")]
             rocks: None,
+            #[cfg(feature = "rocksdb")]
+            rocks_cache_entries: super::rocks::CACHE_ENTRIES,
         }
+    }
+
+    /// Sets the keys the `rocksdb` backend caches per state (unit tests default to 16).
+    #[cfg(all(test, feature = "rocksdb"))]
+    pub(crate) fn set_rocksdb_cache_entries(&mut self, n: usize) {
+        self.rocks_cache_entries = n;
     }
 
     /// Sets the directory under which the `rocksdb` backend creates this store's working
@@ -286,6 +297,7 @@ impl<K: StateKey> KeyedStateStore<K> {
                             &self.operator_uid,
                             self.layout(),
                             self.local_dir.as_deref(),
+                            self.rocks_cache_entries,
                         )?;
                         self.rocks = Some(Arc::clone(&r));
                         r
@@ -1187,35 +1199,45 @@ mod throughput {
     #[test]
     #[ignore = "timing; run in release"]
     fn keyed_count_records_per_second() {
-        let mut s = KeyedStateStore::<u64>::new(
-            "count",
-            KeyGroupRange::all(128),
-            128,
-            StateBackendKind::HashMap,
-        );
+        keyed_count_on(StateBackendKind::HashMap, 100_000);
+        #[cfg(feature = "rocksdb")]
+        for keys in [100_000, 1_000_000] {
+            keyed_count_on(StateBackendKind::RocksDb, keys);
+        }
+    }
+
+    fn keyed_count_on(backend: StateBackendKind, keys: u64) {
+        let mut s = KeyedStateStore::<u64>::new("count", KeyGroupRange::all(128), 128, backend);
+        #[cfg(feature = "rocksdb")]
+        s.set_rocksdb_cache_entries(1 << 17);
         let count = s.value::<u64>("count").unwrap();
         let reduce = s.reducing::<u64>("sum", |a, b| a + b).unwrap();
-        let n = 20_000_000u64;
+        let n = if backend == StateBackendKind::HashMap {
+            20_000_000u64
+        } else {
+            2_000_000
+        };
         let start = std::time::Instant::now();
         for i in 0..n {
-            s.set_current_key(i.wrapping_mul(0x9e37_79b9) % 100_000);
+            s.set_current_key(i.wrapping_mul(0x9e37_79b9) % keys);
             let c = count.get(&s).copied().unwrap_or(0);
             count.update(&mut s, c + 1);
         }
         let value_rate = n as f64 / start.elapsed().as_secs_f64();
         let start = std::time::Instant::now();
         for i in 0..n {
-            s.set_current_key(i.wrapping_mul(0x9e37_79b9) % 100_000);
+            s.set_current_key(i.wrapping_mul(0x9e37_79b9) % keys);
             reduce.add(&mut s, 1);
         }
         let reduce_rate = n as f64 / start.elapsed().as_secs_f64();
         println!(
-            "value get+update: {:.1} M records/s; reducing add: {:.1} M records/s; {} keys",
+            "{backend}: value get+update: {:.1} M records/s; reducing add: {:.1} M records/s; \
+             {} keys",
             value_rate / 1e6,
             reduce_rate / 1e6,
             s.len()
         );
-        assert_eq!(s.len(), 100_000);
+        assert_eq!(s.len(), keys as usize);
     }
 
     /// `cargo test -p weir --release --lib keyed_snapshot_pause_and_encode -- --ignored --nocapture`

@@ -90,6 +90,8 @@ pub(crate) struct RocksStore {
     operator: String,
     layout: GroupLayout,
     captures: AtomicU64,
+    /// Keys each state caches ([`CACHE_ENTRIES`] but in tests).
+    cache_entries: usize,
     /// The capture being taken by `KeyedStateStore::snapshot_deferred` (set for the duration
     /// of one call, read by each table's `capture`).
     current_capture: Mutex<Option<Arc<Captured>>>,
@@ -118,6 +120,7 @@ impl RocksStore {
         operator: &str,
         layout: GroupLayout,
         local_dir: Option<&Path>,
+        cache_entries: usize,
     ) -> Result<Arc<Self>, StateError> {
         let base = local_dir.map_or_else(std::env::temp_dir, Path::to_path_buf);
         std::fs::create_dir_all(&base).map_err(|e| {
@@ -161,6 +164,7 @@ impl RocksStore {
             operator: operator.to_string(),
             layout,
             captures: AtomicU64::new(0),
+            cache_entries,
             current_capture: Mutex::new(None),
             dir: guard,
         }))
@@ -216,10 +220,31 @@ impl RocksStore {
     }
 }
 
+/// RocksDB's block cache per store (Flink's default is 8 MiB; point reads of state larger than
+/// the write-back cache go through it).
+const BLOCK_CACHE_BYTES: usize = 32 << 20;
+/// Memtable size (two may exist while one is flushed).
+const WRITE_BUFFER_BYTES: usize = 32 << 20;
+
 fn db_options() -> Options {
     let mut o = Options::default();
     o.create_if_missing(true);
     o.set_max_background_jobs(2);
+    o.set_write_buffer_size(WRITE_BUFFER_BYTES);
+    // Local working state, rewritten by compactions: no compression.
+    o.set_compression_type(rocksdb::DBCompressionType::None);
+    o.set_level_compaction_dynamic_level_bytes(true);
+    // Most reads are point reads of one key: bloom filters on SSTs and the memtable.
+    o.set_memtable_whole_key_filtering(true);
+    o.set_memtable_prefix_bloom_ratio(0.05);
+    let mut table = rocksdb::BlockBasedOptions::default();
+    table.set_bloom_filter(10.0, false);
+    table.set_cache_index_and_filter_blocks(true);
+    table.set_pin_l0_filter_and_index_blocks_in_cache(true);
+    if let Ok(cache) = rocksdb::Cache::new_lru_cache(BLOCK_CACHE_BYTES) {
+        table.set_block_cache(&cache);
+    }
+    o.set_block_based_table_factory(&table);
     o
 }
 
@@ -472,7 +497,7 @@ impl<K: StateKey, S: StateValue> RocksGroups<K, S> {
         if self.spare.get().is_some() {
             self.keep_spare();
         }
-        if self.cached >= CACHE_ENTRIES {
+        if self.cached >= self.store.cache_entries {
             self.evict();
         }
     }
