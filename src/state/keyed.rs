@@ -322,6 +322,7 @@ impl<K: StateKey> KeyedStateStore<K> {
         }
     }
 
+    #[cfg(feature = "rocksdb")]
     #[inline]
     fn is_rocks(&self) -> bool {
         self.backend == StateBackendKind::RocksDb
