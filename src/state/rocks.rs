@@ -69,6 +69,31 @@ pub(crate) const CACHE_ENTRIES: usize = 16;
 /// The directory name prefix of a store's working directory.
 const WORK_DIR_PREFIX: &str = "weir-rocksdb-";
 
+/// RocksDB instances of this backend alive in the process (working DBs and captures).
+static OPEN: AtomicU64 = AtomicU64::new(0);
+
+/// Counts one instance while it lives (a field declared after the DB, so dropped after it).
+#[derive(Debug)]
+struct Counted;
+
+impl Counted {
+    fn new() -> Self {
+        OPEN.fetch_add(1, Ordering::SeqCst);
+        Counted
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        OPEN.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// The number of RocksDB instances of the `rocksdb` backend open in this process.
+pub fn open_instances() -> u64 {
+    OPEN.load(Ordering::SeqCst)
+}
+
 /// A directory removed (with everything in it) when dropped.
 #[derive(Debug)]
 struct DirGuard(PathBuf);
@@ -96,6 +121,7 @@ pub(crate) struct RocksStore {
     /// of one call, read by each table's `capture`).
     current_capture: Mutex<Option<Arc<Captured>>>,
     dir: DirGuard,
+    _counted: Counted,
 }
 
 impl fmt::Debug for RocksStore {
@@ -167,6 +193,7 @@ impl RocksStore {
             cache_entries,
             current_capture: Mutex::new(None),
             dir: guard,
+            _counted: Counted::new(),
         }))
     }
 
@@ -207,6 +234,7 @@ impl RocksStore {
             db: OnceLock::new(),
             operator: self.operator.clone(),
             dir: guard,
+            _counted: Counted::new(),
         }));
         Ok(())
     }
@@ -254,6 +282,7 @@ struct Captured {
     db: OnceLock<Result<DB, String>>,
     operator: String,
     dir: DirGuard,
+    _counted: Counted,
 }
 
 impl Captured {
