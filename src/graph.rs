@@ -82,6 +82,8 @@ pub struct JobConfig {
     /// `None`: Flink's default (none without checkpointing, exponential delay with it).
     pub restart: Option<RestartStrategy>,
     pub state_backend: StateBackendKind,
+    /// `state.backend.rocksdb.localdir` (`None`: the temp dir).
+    pub state_local_dir: Option<std::path::PathBuf>,
     /// Records per batch on a channel.
     pub batch_size: usize,
     /// A partly filled batch is sent at the latest after this long.
@@ -102,6 +104,14 @@ pub struct JobConfig {
 pub const DEFAULT_AUTO_WATERMARK_INTERVAL: Duration = Duration::ZERO;
 
 impl JobConfig {
+    /// The keyed state backend's settings.
+    pub fn keyed_backend(&self) -> crate::state::KeyedBackend {
+        crate::state::KeyedBackend {
+            kind: self.state_backend,
+            local_dir: self.state_local_dir.clone(),
+        }
+    }
+
     /// The restart strategy in force: the configured one, or Flink's default (`none` without
     /// checkpointing, `exponential-delay` with it); see [`RestartStrategy::effective`].
     pub fn effective_restart(&self) -> RestartStrategy {
@@ -115,6 +125,7 @@ impl Default for JobConfig {
             checkpoint: CheckpointConfig::default(),
             restart: None,
             state_backend: StateBackendKind::default(),
+            state_local_dir: None,
             batch_size: 1024,
             buffer_timeout: Duration::from_millis(10),
             channel_credits: 8,

@@ -123,6 +123,13 @@ impl StreamEnvironment {
         self
     }
 
+    /// Where the `rocksdb` backend puts each keyed subtask's working directory
+    /// (`state.backend.rocksdb.localdir`; default: the temp dir).
+    pub fn set_state_local_dir(&self, dir: impl Into<std::path::PathBuf>) -> &Self {
+        self.inner.borrow_mut().config.state_local_dir = Some(dir.into());
+        self
+    }
+
     /// Records per batch (1024 by default).
     pub fn set_batch_size(&self, records: usize) -> &Self {
         self.inner.borrow_mut().config.batch_size = records.max(1);
@@ -385,7 +392,7 @@ impl<K: StateKey + Hash, T: Record> KeyedStream<K, T> {
         F: KeyedProcessFunction<K, T, O> + Clone,
     {
         let env = self.stream.env.clone();
-        let backend = env.inner.borrow().config.state_backend;
+        let backend = env.inner.borrow().config.keyed_backend();
         let v = env.add_vertex(
             uid,
             VertexRole::KeyedOperator,

@@ -21,7 +21,7 @@ use crate::operator::{
 use crate::partition::{OutBatch, OutputEdge, OutputWriter, WiringError};
 use crate::state::channel;
 use crate::state::key_group::{key_group_of, range_for_subtask};
-use crate::state::keyed::{KeyedSnapshotJob, KeyedStateStore, StateBackendKind, StateKey};
+use crate::state::keyed::{KeyedBackend, KeyedSnapshotJob, KeyedStateStore, StateKey};
 use crate::state::operator_state::OperatorStateStore;
 use crate::state::StateError;
 use crate::time::{SourceTime, TimeDomain, Watermark, WatermarkEvent, WatermarkStrategy};
@@ -499,7 +499,7 @@ struct KeyedVertex<K: StateKey, I, O, F> {
 pub fn keyed_factory<K, I, O, F>(
     f: F,
     key_of: KeySelector<I, K>,
-    backend: StateBackendKind,
+    backend: impl Into<KeyedBackend>,
 ) -> VertexFactory
 where
     K: StateKey,
@@ -508,13 +508,15 @@ where
     F: KeyedProcessFunction<K, I, O> + Clone,
 {
     let proto = Arc::new(Prototype(Mutex::new(f)));
+    let backend: KeyedBackend = backend.into();
     Arc::new(move |info, edges, batch_size| {
         let range = range_for_subtask(info.max_parallelism, info.parallelism, info.index);
         Ok(Box::new(KeyedVertex::<K, I, O, F> {
             info: info.clone(),
             f: proto.instance(),
             key_of: key_of.clone(),
-            state: KeyedStateStore::new(&info.uid, range, info.max_parallelism, backend),
+            state: KeyedStateStore::new(&info.uid, range, info.max_parallelism, backend.kind)
+                .with_local_dir(backend.local_dir.clone()),
             out: OutputWriter::new(edges, batch_size, info.index as usize)?,
         }) as Box<dyn VertexRuntime>)
     })
@@ -793,7 +795,7 @@ mod tests {
         let factory = keyed_factory::<u64, u64, (u64, u64), _>(
             Count::default(),
             Arc::new(|r: &u64| *r),
-            StateBackendKind::HashMap,
+            crate::state::StateBackendKind::HashMap,
         );
         factory(&info, &[edge], 1 << 20).unwrap()
     }

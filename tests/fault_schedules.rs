@@ -10,8 +10,9 @@
 //! while restoring, and latency that makes checkpoints time out. A run ends by finishing, by a
 //! cancel, or by stop-with-savepoint (drained or not) after a random number of completed
 //! checkpoints. A schedule may also take unaligned checkpoints (exactly-once, behind a slow
-//! stage), compress its snapshots, keep local copies for failovers, and run event-time
-//! tumbling windows instead of the running count (exactly-once). At the end the
+//! stage), compress its snapshots, keep local copies for failovers, keep its keyed state in
+//! RocksDB (every run, or every other run, so that state moves between backends), and run
+//! event-time tumbling windows instead of the running count (exactly-once). At the end the
 //! committed output must equal the failure-free output: every
 //! key's counts exactly once for exactly-once jobs; nothing lost for at-least-once jobs.
 //!
@@ -38,6 +39,7 @@ use weir_actors::weir::checkpoint::storage::faults::{
 use weir_actors::weir::checkpoint::{
     CheckpointingMode, ExternalizedRetention, LocalRecoveryConfig,
 };
+use weir_actors::weir::state::StateBackendKind;
 use weir_actors::weir::status::JobStatus;
 use weir_actors::{submit, JobOptions, RestoreSettings};
 
@@ -94,6 +96,8 @@ struct Schedule {
     /// windows and their timers in every snapshot). No drained stop but at the end: a drain is
     /// the end of event time, after which every record is late.
     windows: bool,
+    /// The keyed state backend of each run.
+    backends: Vec<StateBackendKind>,
 }
 
 impl Schedule {
@@ -136,6 +140,15 @@ impl Schedule {
             .then(|| Duration::from_millis([0, 0, 2, 10][rng.below(4) as usize]));
         let compression = rng.below(3) == 0;
         let local_recovery = rng.below(3) == 0;
+        // Half the schedules on hashmap only; a quarter on rocksdb; a quarter alternating.
+        let backend_draw = rng.below(4);
+        let backends = (0..runs.len())
+            .map(|i| match backend_draw {
+                2 => StateBackendKind::RocksDb,
+                3 if i % 2 == 1 => StateBackendKind::RocksDb,
+                _ => StateBackendKind::HashMap,
+            })
+            .collect();
         let windows = mode == CheckpointingMode::ExactlyOnce && rng.below(3) == 0;
         if windows {
             for (_, end) in &mut runs {
@@ -157,6 +170,7 @@ impl Schedule {
             compression,
             local_recovery,
             windows,
+            backends,
         }
     }
 }
@@ -214,6 +228,7 @@ fn run_schedule(schedule: &Schedule) -> Result<Outcome, String> {
     job.fail_at.lock().unwrap().extend(&schedule.fail_at);
     let savepoints = dir.path().join("savepoints").display().to_string();
     let local_dir = dir.path().join("local").display().to_string();
+    job.local_dir = Some(dir.path().join("rocksdb"));
     let mut outcome = Outcome::default();
     let faults = schedule
         .storage
@@ -225,6 +240,7 @@ fn run_schedule(schedule: &Schedule) -> Result<Outcome, String> {
     let mut restore: Option<String> = None;
     for (i, &(parallelism, end)) in schedule.runs.iter().enumerate() {
         job.parallelism = parallelism;
+        job.backend = schedule.backends[i];
         let slow = schedule.storage.as_ref().is_some_and(|f| f.slow.is_some());
         let config = weir_actors::weir::checkpoint::CheckpointConfig {
             num_retained: schedule.num_retained,
@@ -374,6 +390,7 @@ fn random_fault_schedules_commit_the_failure_free_output() {
     let mut failed = Vec::new();
     let (mut runs, mut restarts, mut unaligned, mut compressed, mut local) = (0, 0, 0, 0, 0);
     let mut windowed = 0;
+    let mut rocks = 0;
     let mut faults: BTreeMap<&str, u64> = BTreeMap::new();
     for seed in first..first + count {
         let schedule = Schedule::generate(seed, 10_000);
@@ -381,6 +398,7 @@ fn random_fault_schedules_commit_the_failure_free_output() {
         windowed += u64::from(schedule.windows);
         compressed += u64::from(schedule.compression);
         local += u64::from(schedule.local_recovery);
+        rocks += u64::from(schedule.backends.contains(&StateBackendKind::RocksDb));
         match run_schedule(&schedule) {
             Ok(o) => {
                 runs += o.runs;
@@ -397,7 +415,7 @@ fn random_fault_schedules_commit_the_failure_free_output() {
     }
     eprintln!(
         "fault schedules: {count} run ({unaligned} with unaligned checkpoints, {compressed} \
-         compressed, {local} with local recovery, {windowed} windowed), {} passed, {} \
+         compressed, {local} with local recovery, {rocks} with RocksDB, {windowed} windowed), {} passed, {} \
          failed (seeds {first}..{}); {runs} job runs, \
          {restarts} restarts; storage faults injected: {faults:?}; lost and duplicated records: \
          0 in every schedule that passed",

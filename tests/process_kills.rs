@@ -497,7 +497,8 @@ struct Killer {
     restore: Duration,
     stats: Stats,
     history: Vec<String>,
-    /// Runs started so far: every other one runs with unaligned checkpoints.
+    /// Runs started so far: every other one runs with unaligned checkpoints, every third one
+    /// with the rocksdb backend.
     runs: usize,
 }
 
@@ -639,6 +640,16 @@ impl Killer {
         if unaligned {
             args.extend(["-D", "execution.checkpointing.unaligned.enabled=true"]);
         }
+        // Every third run keeps keyed state in RocksDB (restoring what a hashmap run saved,
+        // and the other way round).
+        let rocksdb = self.runs % 3 == 1;
+        let local_dir = format!(
+            "state.backend.rocksdb.localdir={}",
+            dir.join("rocksdb").display()
+        );
+        if rocksdb {
+            args.extend(["-D", "state.backend.type=rocksdb", "-D", &local_dir]);
+        }
         let mut what = format!(
             "{label}: {} at p={effective}{}{}",
             from.as_ref().map_or("from scratch".to_owned(), |c| format!(
@@ -648,6 +659,9 @@ impl Killer {
             if parallelism.is_some() { " (-p)" } else { "" },
             if unaligned { ", unaligned" } else { "" },
         );
+        if rocksdb {
+            what.push_str(", rocksdb");
+        }
         if let Some(m) = moment {
             let _ = write!(what, ", kill {m:?}");
         } else {

@@ -414,3 +414,43 @@ fn chaining_can_change_between_a_savepoint_and_its_restore() {
     assert_eq!(state.status, JobStatus::Finished, "{:?}", state.failure);
     assert_eq!(job.committed_sorted(), job.expected());
 }
+
+/// A savepoint of the `hashmap` backend restores into `rocksdb` at another parallelism, and the
+/// `rocksdb` job's savepoint back into `hashmap`: the output is the failure-free one, and every
+/// RocksDB working directory is gone once its job has ended.
+#[test]
+fn savepoints_move_state_between_hashmap_and_rocksdb_while_rescaling() {
+    use weir_actors::weir::state::StateBackendKind;
+    let dir = tempfile::tempdir().unwrap();
+    let savepoints = dir.path().join("savepoints");
+    let local = dir.path().join("rocksdb");
+    let mut job = CountJob::new(dir.path());
+    job.records = 40_000;
+    job.rate = Some(40_000.0);
+    job.local_dir = Some(local.clone());
+
+    job.parallelism = 1;
+    let (first, state) = run_then_stop(job.graph(), JobOptions::default(), 2, &savepoints);
+    assert_eq!(state.status, JobStatus::Finished, "{:?}", state.failure);
+
+    job.backend = StateBackendKind::RocksDb;
+    job.parallelism = 3;
+    let (second, state) = run_then_stop(job.graph(), restore(&first.external_path), 2, &savepoints);
+    assert_eq!(state.status, JobStatus::Finished, "{:?}", state.failure);
+    assert!(local.exists(), "the rocksdb job worked under its local dir");
+
+    job.backend = StateBackendKind::HashMap;
+    job.parallelism = 2;
+    job.rate = None;
+    let state = run(job.graph(), restore(&second.external_path)).unwrap();
+    assert_eq!(state.status, JobStatus::Finished, "{:?}", state.failure);
+    assert_eq!(job.committed_sorted(), job.expected());
+    let left: Vec<_> = std::fs::read_dir(&local)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(
+        left.is_empty(),
+        "RocksDB working directories left: {left:?}"
+    );
+}

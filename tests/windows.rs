@@ -20,6 +20,7 @@ use weir_actors::weir::graph::JobGraph;
 use weir_actors::weir::operator::{OperatorError, Source, SourcePoll, SubtaskInfo};
 use weir_actors::weir::restart::RestartStrategy;
 use weir_actors::weir::state::operator_state::OperatorStateStore;
+use weir_actors::weir::state::StateBackendKind;
 use weir_actors::weir::status::JobStatus;
 use weir_actors::weir::stream::StreamEnvironment;
 use weir_actors::weir::time::WatermarkStrategy;
@@ -63,8 +64,19 @@ type Window = (u64, i64, u64);
 /// numbers (p, bounded out-of-orderness) → inject failures → key_by(v % 7) → tumbling event-
 /// time count (p) → exactly-once file sink.
 fn windowed_job(dir: &Path, parallelism: u32, fail_at: Arc<Mutex<HashSet<u64>>>) -> JobGraph {
+    windowed_job_in(dir, parallelism, fail_at, StateBackendKind::HashMap)
+}
+
+fn windowed_job_in(
+    dir: &Path,
+    parallelism: u32,
+    fail_at: Arc<Mutex<HashSet<u64>>>,
+    backend: StateBackendKind,
+) -> JobGraph {
     let env = StreamEnvironment::new("windowed count");
     env.set_parallelism(parallelism);
+    env.set_state_backend(backend);
+    env.set_state_local_dir(dir.join("rocksdb"));
     env.set_batch_size(128);
     // Fewer watermarks than records batches: windows fire on a 30 ms beat.
     env.set_auto_watermark_interval(Duration::from_millis(30));
@@ -128,7 +140,11 @@ fn committed_windows(out: &Path) -> Vec<Window> {
 
 #[test]
 fn event_time_windows_are_exactly_once_with_failures_injected() {
-    for (seed, failures) in [(11_u64, 2_usize), (2024, 3)] {
+    for (seed, failures, backend) in [
+        (11_u64, 2_usize, StateBackendKind::HashMap),
+        (2024, 3, StateBackendKind::HashMap),
+        (7, 2, StateBackendKind::RocksDb),
+    ] {
         let dir = tempfile::tempdir().unwrap();
         let fail_at: Arc<Mutex<HashSet<u64>>> = Arc::default();
         let mut rng = common::Rng(seed);
@@ -136,7 +152,7 @@ fn event_time_windows_are_exactly_once_with_failures_injected() {
             fail_at.lock().unwrap().insert(rng.below(RECORDS));
         }
         let state = run(
-            windowed_job(dir.path(), 2, fail_at.clone()),
+            windowed_job_in(dir.path(), 2, fail_at.clone(), backend),
             JobOptions::default(),
         )
         .unwrap();
@@ -177,8 +193,9 @@ fn open_windows_and_their_timers_survive_a_savepoint_restored_at_another_paralle
         before < expected_windows().len(),
         "the job was stopped before its input ended ({before} windows committed)"
     );
+    // Restored into the other backend: windows and timers are in the canonical format.
     let state = run(
-        windowed_job(dir.path(), 3, Arc::default()),
+        windowed_job_in(dir.path(), 3, Arc::default(), StateBackendKind::RocksDb),
         JobOptions {
             restore: Some(RestoreSettings::new(&first.external_path)),
             ..JobOptions::default()

@@ -31,6 +31,7 @@ weir_bench: whole-job benchmarks (see BENCHMARKS.md)
   --state-keys LIST   key counts of the checkpoint and recovery sections
                       (default 10k,100k,1M,5M,10M)
   --compression       snapshot compression on in the checkpoint and recovery sections
+  --backend NAME      keyed state backend of every job: hashmap (default) or rocksdb
   --interval-ms MS    checkpoint interval (default 1000)
   --checkpoints N     checkpoints measured per state size and run (default 3)
   --settle-ms MS      how long a restored job is watched (default 2000)
@@ -92,6 +93,13 @@ fn parse(args: Vec<String>) -> Result<Cli, String> {
                     .collect::<Result<_, _>>()?
             }
             "--compression" => opts.compression = true,
+            "--backend" => {
+                let name = value()?;
+                name.parse::<weir_actors::weir::state::StateBackendKind>()
+                    .map_err(|e| e.to_string())?;
+                // Read by every job (harness::job::backend), in this process and its children.
+                std::env::set_var("WEIR_BENCH_BACKEND", name);
+            }
             "--interval-ms" => opts.interval_ms = number(&flag, &value()?)?,
             "--checkpoints" => {
                 opts.checkpoints_per_size = number(&flag, &value()?)?.max(1) as usize

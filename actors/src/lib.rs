@@ -200,5 +200,7 @@ pub fn run(graph: JobGraph, options: JobOptions) -> Result<JobState, SubmitError
     });
     System::current().stop();
     let _ = system.run();
+    // The subtasks' threads drop their RocksDB instances after the job ended.
+    weir::state::wait_for_rocksdb_closed(std::time::Duration::from_secs(10));
     result
 }

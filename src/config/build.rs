@@ -259,11 +259,14 @@ pub(crate) fn build(settings: &Settings) -> Result<(EngineConfig, Vec<String>), 
         );
     }
     let restart = restart(&mut r, checkpoint.interval.is_some());
+    let state_backend = state_backend(&mut r);
+    let state_local_dir = rocksdb_local_dir(&mut r, state_backend);
     let config = EngineConfig {
         restart,
         parallelism,
         max_parallelism,
-        state_backend: state_backend(&mut r),
+        state_backend,
+        state_local_dir,
         restore: RestoreConfig {
             path: r.text(RESTORE_PATH),
             claim_mode: r
@@ -462,6 +465,17 @@ fn storage(r: &mut Reader<'_>) -> StorageConfig {
     }
 }
 
+/// `state.backend.rocksdb.localdir`, which only the rocksdb backend uses.
+fn rocksdb_local_dir(r: &mut Reader<'_>, backend: StateBackendKind) -> Option<String> {
+    let dir = r.text(ROCKSDB_LOCAL_DIR)?;
+    if backend != StateBackendKind::RocksDb {
+        r.warnings.push(format!(
+            "{ROCKSDB_LOCAL_DIR} has no effect: {STATE_BACKEND} is {backend}, not rocksdb"
+        ));
+    }
+    Some(dir)
+}
+
 fn state_backend(r: &mut Reader<'_>) -> StateBackendKind {
     let Some(text) = r.settings.value(STATE_BACKEND).map(str::trim) else {
         return StateBackendKind::default();
@@ -480,9 +494,8 @@ fn state_backend(r: &mut Reader<'_>) -> StateBackendKind {
     match StateBackendKind::from_str(text) {
         Ok(kind) => kind,
         Err(_) => {
-            let problem = matches!(lower.as_str(), "rocksdb" | "forst")
-                .then(|| format!("Weir has no {lower} backend yet"));
-            r.invalid(STATE_BACKEND, text, problem, "hashmap");
+            let problem = (lower == "forst").then(|| format!("Weir has no {lower} backend yet"));
+            r.invalid(STATE_BACKEND, text, problem, "hashmap or rocksdb");
             StateBackendKind::default()
         }
     }

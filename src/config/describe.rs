@@ -109,6 +109,7 @@ impl EngineConfig {
                 (!c.local_recovery.dirs.is_empty()).then(|| c.local_recovery.dirs.join(";")),
             ),
             (STATE_BACKEND, Some(self.state_backend.name().into())),
+            (ROCKSDB_LOCAL_DIR, self.state_local_dir.clone()),
             (RESTORE_PATH, self.restore.path.clone()),
             (CLAIM_MODE, Some(self.restore.claim_mode.name().into())),
             (IGNORE_UNCLAIMED, flag(self.restore.ignore_unclaimed_state)),

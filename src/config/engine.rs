@@ -110,6 +110,8 @@ pub struct EngineConfig {
     pub max_parallelism: Option<u32>,
     /// `state.backend.type`.
     pub state_backend: StateBackendKind,
+    /// `state.backend.rocksdb.localdir` (`None`: the temp dir).
+    pub state_local_dir: Option<String>,
     pub restore: RestoreConfig,
     /// `execution.checkpointing.write-buffer-size` in bytes. Accepted; not used yet.
     pub write_buffer_size: u64,
@@ -133,6 +135,7 @@ impl Default for EngineConfig {
             parallelism: 1,
             max_parallelism: None,
             state_backend: StateBackendKind::default(),
+            state_local_dir: None,
             restore: RestoreConfig::default(),
             write_buffer_size: DEFAULT_WRITE_BUFFER_SIZE,
             rest: RestConfig::default(),

@@ -59,6 +59,8 @@ pub const LOCAL_BACKUP: &str = "execution.checkpointing.local-backup.enabled";
 pub const LOCAL_BACKUP_DIRS: &str = "execution.checkpointing.local-backup.dirs";
 /// `state.backend.type`.
 pub const STATE_BACKEND: &str = "state.backend.type";
+/// `state.backend.rocksdb.localdir`.
+pub const ROCKSDB_LOCAL_DIR: &str = "state.backend.rocksdb.localdir";
 /// `execution.state-recovery.path`: the snapshot to restore from.
 pub const RESTORE_PATH: &str = "execution.state-recovery.path";
 /// `execution.state-recovery.claim-mode`: `NO_CLAIM` or `CLAIM`.
@@ -310,9 +312,16 @@ pub const KEYS: &[KeySpec] = &[
     entry(
         STATE_BACKEND,
         &["state.backend"],
-        Enum(&["hashmap"]),
+        Enum(&["hashmap", "rocksdb"]),
         "hashmap",
         "where keyed state lives",
+    ),
+    entry(
+        ROCKSDB_LOCAL_DIR,
+        &[],
+        Text,
+        "(none)",
+        "where the rocksdb backend puts each keyed subtask's DB (default: the temp dir)",
     ),
     entry(
         RESTORE_PATH,
@@ -700,7 +709,7 @@ mod tests {
     fn flink_keys_weir_does_not_use_are_ignored() {
         for key in [
             "taskmanager.numberOfTaskSlots",
-            "state.backend.rocksdb.localdir",
+            "state.backend.rocksdb.block.cache-size",
             "execution.checkpointing.file-merging.enabled",
             "web.submit.enable",
             "jobmanager.memory.process.size",

@@ -206,6 +206,7 @@ fn sample(
         CREATE_SUBDIR => ("false", "false", &[]),
         LOCAL_BACKUP_DIRS => ("/a, /b", "/a;/b", &[]),
         STATE_BACKEND => ("HashMap", "hashmap", &[]),
+        ROCKSDB_LOCAL_DIR => ("/var/weir", "/var/weir", &[(STATE_BACKEND, "rocksdb")]),
         RESTORE_PATH => ("/sp/savepoint-1", "/sp/savepoint-1", &[]),
         CLAIM_MODE => ("claim", "CLAIM", &[]),
         RESTART_TYPE => ("fixeddelay", "fixed-delay", &[]),
@@ -538,9 +539,9 @@ fn bad_enum_lists_the_choices_and_names_the_alias_used() {
     ))
     .to_string();
     assert!(text.contains("no failure-rate strategy"), "{text}");
-    let text = problem(load_with(None, None, &[], &[("state.backend", "rocksdb")])).to_string();
+    let text = problem(load_with(None, None, &[], &[("state.backend", "forst")])).to_string();
     assert!(
-        text.contains("no rocksdb backend yet; expected hashmap"),
+        text.contains("no forst backend yet; expected hashmap or rocksdb"),
         "{text}"
     );
     let text = problem(load_with(None, None, &[], &[(UNALIGNED, "yes")])).to_string();
@@ -773,7 +774,7 @@ fn ignored_flink_keys_give_one_warning_each() {
         dir.path(),
         "flink-conf.yaml",
         "taskmanager.numberOfTaskSlots: 4\n\
-         state.backend.rocksdb.localdir: /tmp/rocks\n\
+         state.backend.rocksdb.block.cache-size: 64mb\n\
          execution.checkpointing.file-merging.enabled: true\n\
          web.submit.enable: false\n\
          jobmanager.memory.process.size: 1600m\n\
@@ -792,7 +793,7 @@ fn ignored_flink_keys_give_one_warning_each() {
     assert_eq!(warnings.len(), 5, "{warnings:#?}");
     for key in [
         "taskmanager.numberOfTaskSlots",
-        "state.backend.rocksdb.localdir",
+        "state.backend.rocksdb.block.cache-size",
         "execution.checkpointing.file-merging.enabled",
         "`web.submit.enable`",
         "jobmanager.memory.process.size",
@@ -1034,4 +1035,39 @@ fn local_recovery_settings_that_cannot_act_say_so() {
         &[("state.backend.local-recovery", "true")],
     ));
     assert!(c.checkpoint.local_recovery.backup && warnings.is_empty());
+}
+
+#[test]
+fn the_rocksdb_backend_and_its_local_dir() {
+    let (config, warnings) = ok(load_with(
+        None,
+        None,
+        &[],
+        &[
+            ("state.backend", "RocksDB"),
+            (ROCKSDB_LOCAL_DIR, "/var/weir"),
+        ],
+    ));
+    assert_eq!(
+        config.state_backend,
+        crate::state::StateBackendKind::RocksDb
+    );
+    assert_eq!(config.state_local_dir.as_deref(), Some("/var/weir"));
+    assert!(warnings.is_empty(), "{warnings:?}");
+    let (config, warnings) = ok(load_with(
+        None,
+        None,
+        &[],
+        &[(ROCKSDB_LOCAL_DIR, "/var/weir")],
+    ));
+    assert_eq!(
+        config.state_backend,
+        crate::state::StateBackendKind::HashMap
+    );
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].contains("state.backend.rocksdb.localdir has no effect")
+            && warnings[0].contains("hashmap"),
+        "{warnings:?}"
+    );
 }

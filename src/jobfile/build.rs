@@ -24,6 +24,7 @@ use crate::config::{self, EngineConfig, JobLayer, TextFormat};
 use crate::graph::{Edge, JobConfig, JobGraph, Vertex};
 use crate::partition::{key_group_fn, EdgeKey, Partitioning};
 use crate::state::key_group::default_max_parallelism;
+use crate::state::KeyedBackend;
 use crate::vertex::KeySelector;
 
 /// Where the engine configuration comes from besides the job file.
@@ -102,6 +103,7 @@ pub fn job_config(config: &EngineConfig) -> JobConfig {
         restart: config.restart.clone(),
         state_backend: config.state_backend,
         auto_watermark_interval: config.auto_watermark_interval,
+        state_local_dir: config.state_local_dir.as_ref().map(Into::into),
         ..JobConfig::default()
     }
 }
@@ -279,7 +281,10 @@ pub fn build(
         let mut params = Params::new(uid.clone(), step_params, &base_dir);
         let cx = VertexContext {
             key: key_selector.as_ref(),
-            backend: config.state_backend,
+            backend: KeyedBackend {
+                kind: config.state_backend,
+                local_dir: config.state_local_dir.as_ref().map(Into::into),
+            },
             metrics: &metrics,
         };
         let factory = (entry.make)(&mut params, &cx).map_err(|e| fail(StepProblem::Param(e)))?;

@@ -37,7 +37,7 @@ use super::spec::Role;
 use super::value::JsonKey;
 use crate::graph::VertexRole;
 use crate::operator::{KeyedProcessFunction, Operator, Sink, Source};
-use crate::state::keyed::StateBackendKind;
+use crate::state::keyed::KeyedBackend;
 use crate::time::WatermarkStrategy;
 use crate::vertex::{
     keyed_factory, operator_factory, sink_factory, source_factory_with_watermarks, KeySelector,
@@ -76,7 +76,7 @@ pub const KEY_BY: &str = "key-by";
 pub struct VertexContext<'a> {
     /// The key of the step's key-by input, if it has one.
     pub key: Option<&'a KeySelector<Value, JsonKey>>,
-    pub backend: StateBackendKind,
+    pub backend: KeyedBackend,
     pub metrics: &'a JobMetrics,
 }
 
@@ -206,7 +206,9 @@ impl Registry {
                 .cloned()
                 .ok_or_else(|| ParamError::other("a keyed operator needs a key-by input"))?;
             Ok(keyed_factory::<JsonKey, Value, Value, _>(
-                f, key, cx.backend,
+                f,
+                key,
+                cx.backend.clone(),
             ))
         });
         self.insert(

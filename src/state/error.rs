@@ -104,6 +104,10 @@ pub enum StateError {
         parallelism: u32,
     },
 
+    /// The state backend's storage failed (RocksDB could not open, write or checkpoint).
+    #[error("the state backend of operator `{operator}` failed: {detail}")]
+    Backend { operator: String, detail: String },
+
     /// An unknown `state.backend.type`.
     #[error("unknown state backend `{name}`; expected one of: {expected}")]
     UnknownBackend {

@@ -290,13 +290,47 @@ mod tests {
     use crate::state::key_group::KeyGroupRange;
     use crate::state::keyed::{KeyedStateStore, StateBackendKind};
 
+    thread_local! {
+        /// The backend of the stores a test makes (each test runs on its own thread).
+        static BACKEND: std::cell::Cell<StateBackendKind> =
+            const { std::cell::Cell::new(StateBackendKind::HashMap) };
+    }
+
     fn store() -> KeyedStateStore<String> {
         KeyedStateStore::new(
             "op",
             KeyGroupRange::all(128),
             128,
-            StateBackendKind::HashMap,
+            BACKEND.with(|b| b.get()),
         )
+    }
+
+    /// The same operations on the `rocksdb` backend (whose unit-test cache holds 16 keys, so
+    /// values are written back and read again all the time).
+    #[cfg(feature = "rocksdb")]
+    #[test]
+    fn every_kind_behaves_the_same_on_rocksdb() {
+        BACKEND.with(|b| b.set(StateBackendKind::RocksDb));
+        value_state_is_per_key();
+        list_state_add_update_clear();
+        map_state_operations();
+        reducing_state_combines_with_the_function();
+        handles_are_copy();
+        // Many keys, read through shared borrows first, then written: nothing is lost when the
+        // cache is written back and emptied.
+        let mut s = store();
+        let c = s.value::<u64>("c").unwrap();
+        let l = s.list::<u64>("l").unwrap();
+        for round in 0..3u64 {
+            for k in 0..200u64 {
+                s.set_current_key(format!("k{k}"));
+                assert_eq!(c.get(&s).copied(), round.checked_sub(1).map(|r| k + r));
+                assert_eq!(l.get_ref(&s).len() as u64, round);
+                c.update(&mut s, k + round);
+                l.add(&mut s, round);
+            }
+        }
+        assert_eq!(s.len(), 200);
     }
 
     #[test]

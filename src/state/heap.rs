@@ -171,16 +171,16 @@ impl<K: StateKey, S: Clone> HeapGroups<K, S> {
             .remove(&cur.key)
     }
 
-    fn key_count(&self) -> usize {
+    pub(crate) fn key_count(&self) -> usize {
         self.groups.iter().map(|g| g.map().len()).sum()
     }
 
-    fn for_each_key<'a>(&'a self, f: &mut dyn FnMut(&'a HashedKey<K>)) {
+    pub(crate) fn for_each_key<'a>(&'a self, f: &mut dyn FnMut(&'a HashedKey<K>)) {
         self.groups.iter().flat_map(|g| g.map().keys()).for_each(f);
     }
 
     /// Every group's map as it is now, unaffected by later writes (see the module docs).
-    fn capture(&mut self) -> CapturedGroups<K, S> {
+    pub(crate) fn capture(&mut self) -> CapturedGroups<K, S> {
         CapturedGroups {
             groups: self.groups.iter_mut().map(Group::capture).collect(),
         }
@@ -233,7 +233,7 @@ fn encode_entries<K: Serialize, S: Serialize>(
 }
 
 impl<K: StateKey, S: StateValue> HeapGroups<K, S> {
-    fn prepare_restore(
+    pub(crate) fn prepare_restore(
         &self,
         layout: &GroupLayout,
         chunks: &[(u32, &[u8])],
@@ -265,7 +265,7 @@ impl<K: StateKey, S: StateValue> HeapGroups<K, S> {
         Ok(Box::new(groups))
     }
 
-    fn commit_restore(&mut self, prepared: Prepared) {
+    pub(crate) fn commit_restore(&mut self, prepared: Prepared) {
         let maps = *prepared
             .downcast::<Vec<PrehashedMap<K, S>>>()
             .expect("prepared by the same table type");
@@ -282,13 +282,82 @@ impl<K: Serialize, S: Serialize> Serialize for Entries<'_, K, S> {
     }
 }
 
+/// A table's storage: in memory (`hashmap`) or in the store's RocksDB (`rocksdb`). The handles
+/// call the same methods on both; each is one predictable branch.
+pub(crate) enum Groups<K, S> {
+    Heap(HeapGroups<K, S>),
+    #[cfg(feature = "rocksdb")]
+    Rocks(super::rocks::RocksGroups<K, S>),
+}
+
+/// Dispatches a call to the backend's groups.
+macro_rules! dispatch {
+    ($self:expr, $g:ident => $e:expr) => {
+        match $self {
+            Groups::Heap($g) => $e,
+            #[cfg(feature = "rocksdb")]
+            Groups::Rocks($g) => $e,
+        }
+    };
+}
+
+impl<K: StateKey, S: StateValue> Groups<K, S> {
+    /// Storage for a state of a store with `groups` key groups.
+    pub(crate) fn new(backend: &GroupsBackend, groups: usize) -> Self {
+        match backend {
+            GroupsBackend::Heap => Groups::Heap(HeapGroups::new(groups)),
+            #[cfg(feature = "rocksdb")]
+            GroupsBackend::Rocks(store, tag) => {
+                Groups::Rocks(super::rocks::RocksGroups::new(Arc::clone(store), *tag))
+            }
+        }
+    }
+
+    #[inline]
+    pub(crate) fn get(&self, cur: &CurrentKey<K>) -> Option<&S> {
+        dispatch!(self, g => g.get(cur))
+    }
+
+    #[inline]
+    pub(crate) fn get_mut(&mut self, cur: &CurrentKey<K>) -> Option<&mut S> {
+        dispatch!(self, g => g.get_mut(cur))
+    }
+
+    #[inline]
+    pub(crate) fn insert(&mut self, cur: &CurrentKey<K>, value: S) {
+        dispatch!(self, g => g.insert(cur, value))
+    }
+
+    #[inline]
+    pub(crate) fn get_or_insert_with(
+        &mut self,
+        cur: &CurrentKey<K>,
+        make: impl FnOnce() -> S,
+    ) -> &mut S {
+        dispatch!(self, g => g.get_or_insert_with(cur, make))
+    }
+
+    #[inline]
+    pub(crate) fn remove(&mut self, cur: &CurrentKey<K>) -> Option<S> {
+        dispatch!(self, g => g.remove(cur))
+    }
+}
+
+/// Where a new table's groups live.
+pub(crate) enum GroupsBackend {
+    Heap,
+    /// The store's DB and the state's tag in it.
+    #[cfg(feature = "rocksdb")]
+    Rocks(Arc<super::rocks::RocksStore>, u16),
+}
+
 /// A heap table: its kind, its per-key value type, and its groups.
 pub(crate) trait HeapTable<K: StateKey>: Send + 'static {
     type PerKey: StateValue;
     const KIND: KeyedStateKind;
     fn value_type(&self) -> String;
-    fn data(&self) -> &HeapGroups<K, Self::PerKey>;
-    fn data_mut(&mut self) -> &mut HeapGroups<K, Self::PerKey>;
+    fn data(&self) -> &Groups<K, Self::PerKey>;
+    fn data_mut(&mut self) -> &mut Groups<K, Self::PerKey>;
 }
 
 impl<K: StateKey, T: HeapTable<K>> KeyedTable<K> for T {
@@ -299,37 +368,64 @@ impl<K: StateKey, T: HeapTable<K>> KeyedTable<K> for T {
         HeapTable::value_type(self)
     }
     fn key_count(&self) -> usize {
-        self.data().key_count()
+        dispatch!(self.data(), g => g.key_count())
     }
     fn for_each_key<'a>(&'a self, f: &mut dyn FnMut(&'a HashedKey<K>)) {
-        self.data().for_each_key(f);
+        match self.data() {
+            Groups::Heap(g) => g.for_each_key(f),
+            #[cfg(feature = "rocksdb")]
+            Groups::Rocks(_) => unreachable!("the store counts RocksDB keys with encoded_keys"),
+        }
+    }
+    #[cfg(feature = "rocksdb")]
+    fn encoded_keys(&self, out: &mut std::collections::HashSet<Vec<u8>>) {
+        if let Groups::Rocks(g) = self.data() {
+            g.encoded_keys(out);
+        }
     }
     fn entries(&self) -> &dyn GroupEntries {
-        self.data()
+        dispatch!(self.data(), g => g)
     }
     fn capture(&mut self) -> Box<dyn GroupEntries + Send> {
-        Box::new(self.data_mut().capture())
+        match self.data_mut() {
+            Groups::Heap(g) => Box::new(g.capture()),
+            #[cfg(feature = "rocksdb")]
+            Groups::Rocks(g) => g.capture(),
+        }
     }
     fn prepare_restore(
         &self,
         layout: &GroupLayout,
         chunks: &[(u32, &[u8])],
     ) -> Result<Prepared, TableRestoreError> {
-        self.data().prepare_restore(layout, chunks)
+        dispatch!(self.data(), g => g.prepare_restore(layout, chunks))
     }
     fn commit_restore(&mut self, prepared: Prepared) {
-        self.data_mut().commit_restore(prepared);
+        dispatch!(self.data_mut(), g => g.commit_restore(prepared))
+    }
+    #[cfg(feature = "rocksdb")]
+    fn key_changed(&mut self) {
+        if let Groups::Rocks(g) = self.data_mut() {
+            g.key_changed();
+        }
+    }
+    #[cfg(feature = "rocksdb")]
+    fn flush(&mut self) -> Result<(), super::StateError> {
+        match self.data_mut() {
+            Groups::Heap(_) => Ok(()),
+            Groups::Rocks(g) => g.flush(),
+        }
     }
 }
 
 /// `ValueState<V>` storage.
 pub(crate) struct ValueTable<K, V> {
-    pub(crate) data: HeapGroups<K, V>,
+    pub(crate) data: Groups<K, V>,
 }
 
 /// `ListState<V>` storage; a key's list is never empty.
 pub(crate) struct ListTable<K, V> {
-    pub(crate) data: HeapGroups<K, Vec<V>>,
+    pub(crate) data: Groups<K, Vec<V>>,
 }
 
 /// A map state's per-key map.
@@ -337,7 +433,7 @@ pub(crate) type UserMap<UK, UV> = HashMap<UK, UV, StableBuildHasher>;
 
 /// `MapState<UK, UV>` storage; a key's map is never empty.
 pub(crate) struct MapTable<K, UK, UV> {
-    pub(crate) data: HeapGroups<K, UserMap<UK, UV>>,
+    pub(crate) data: Groups<K, UserMap<UK, UV>>,
 }
 
 /// The function a reducing state combines values with.
@@ -345,7 +441,7 @@ pub(crate) type ReduceFn<V> = Box<dyn Fn(&V, &V) -> V + Send>;
 
 /// `ReducingState<V>` storage.
 pub(crate) struct ReducingTable<K, V> {
-    pub(crate) data: HeapGroups<K, V>,
+    pub(crate) data: Groups<K, V>,
     pub(crate) reduce: ReduceFn<V>,
 }
 
@@ -360,10 +456,10 @@ macro_rules! heap_table {
             fn value_type(&self) -> String {
                 $value_type.to_string()
             }
-            fn data(&self) -> &HeapGroups<K, Self::PerKey> {
+            fn data(&self) -> &Groups<K, Self::PerKey> {
                 &self.data
             }
-            fn data_mut(&mut self) -> &mut HeapGroups<K, Self::PerKey> {
+            fn data_mut(&mut self) -> &mut Groups<K, Self::PerKey> {
                 &mut self.data
             }
         }
@@ -399,10 +495,10 @@ impl<K: StateKey, UK: StateKey, UV: StateValue> HeapTable<K> for MapTable<K, UK,
             std::any::type_name::<UV>()
         )
     }
-    fn data(&self) -> &HeapGroups<K, Self::PerKey> {
+    fn data(&self) -> &Groups<K, Self::PerKey> {
         &self.data
     }
-    fn data_mut(&mut self) -> &mut HeapGroups<K, Self::PerKey> {
+    fn data_mut(&mut self) -> &mut Groups<K, Self::PerKey> {
         &mut self.data
     }
 }

@@ -33,7 +33,8 @@
 //! A group's map is shared with the deferred snapshots that captured it until the next write
 //! to the group copies it (or takes it back once they are encoded).
 //!
-//! The embedded on-disk backend (RocksDB-style, a later issue) plugs in at two levels:
+//! The `rocksdb` backend (`super::rocks`) is built at the first level below; the second
+//! (native incremental checkpoints) is not built yet. It plugs in at two levels:
 //!
 //! - **Per state**: a second implementation of each kind's table, backed by one column family
 //!   per state whose keys are `key group (u16 BE) ++ key bytes [++ user key bytes]`, so a key
@@ -43,7 +44,11 @@
 //!   from a per-table cache of the current key's decoded value, filled on first read and
 //!   dropped by `set_current_key`. Encoding a group and `prepare_restore` become prefix scans
 //!   and batched writes, so the canonical blob (savepoints, switching backends, rescaling) is
-//!   the same format; a capture for a deferred snapshot is a DB snapshot (a sequence number).
+//!   the same format; a capture for a deferred snapshot is a RocksDB checkpoint (hard links),
+//!   opened read-only where it is encoded. As built, one DB per store holds every state, each
+//!   under a 2-byte tag after the key group (`key group ++ tag ++ key`), and the per-key value
+//!   is stored whole (a list or a user map is one value); a write-back cache of decoded values
+//!   per state stands in for the current-key cache.
 //! - **Per store**: incremental checkpoints bypass the per-group encoding. The store asks the
 //!   backend for a native checkpoint — the set of immutable SST files, of which only those new
 //!   since the last completed checkpoint are uploaded to `shared/`, referenced by name and
@@ -59,6 +64,7 @@ use std::any::Any;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::hash::Hash;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
 
@@ -66,7 +72,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::error::{DecodeLocation, StateError};
-use super::heap::{HeapGroups, ListTable, MapTable, ReducingTable, ValueTable};
+use super::heap::{Groups, GroupsBackend, ListTable, MapTable, ReducingTable, ValueTable};
 use super::key_group::{key_group_for_hash, stable_hash, KeyGroupRange};
 use super::next_store_id;
 use super::snapshot::{KeyedStateMeta, KeyedStateSnapshot, KEYED_WHAT};
@@ -107,6 +113,9 @@ pub enum StateBackendKind {
     /// Typed values in hash maps in memory; full snapshots.
     #[default]
     HashMap,
+    /// An embedded RocksDB on local disk per keyed subtask, behind a bounded write-back cache
+    /// (needs the `rocksdb` feature, on by default).
+    RocksDb,
 }
 
 impl StateBackendKind {
@@ -114,6 +123,7 @@ impl StateBackendKind {
     pub fn name(self) -> &'static str {
         match self {
             StateBackendKind::HashMap => "hashmap",
+            StateBackendKind::RocksDb => "rocksdb",
         }
     }
 }
@@ -129,10 +139,28 @@ impl FromStr for StateBackendKind {
     fn from_str(s: &str) -> Result<Self, StateError> {
         match s.trim().to_ascii_lowercase().as_str() {
             "hashmap" => Ok(StateBackendKind::HashMap),
+            "rocksdb" => Ok(StateBackendKind::RocksDb),
             _ => Err(StateError::UnknownBackend {
                 name: s.to_string(),
-                expected: "hashmap",
+                expected: "hashmap, rocksdb",
             }),
+        }
+    }
+}
+
+/// A keyed store's backend: the kind, and where the `rocksdb` backend puts its working
+/// directories (`state.backend.rocksdb.localdir`; `None`: the temp dir).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct KeyedBackend {
+    pub kind: StateBackendKind,
+    pub local_dir: Option<PathBuf>,
+}
+
+impl From<StateBackendKind> for KeyedBackend {
+    fn from(kind: StateBackendKind) -> Self {
+        Self {
+            kind,
+            local_dir: None,
         }
     }
 }
@@ -176,6 +204,14 @@ pub struct KeyedStateStore<K> {
     pub(super) timers: Option<Box<super::timers::StoreTimers<K>>>,
     /// The operator's watermark, as the runtime last set it (for timers and windows).
     pub(super) watermark: crate::time::Watermark,
+    /// Where the `rocksdb` backend puts its working directory (`None`: the temp dir).
+    local_dir: Option<PathBuf>,
+    /// The `rocksdb` backend's DB, opened by the first registration.
+    #[cfg(feature = "rocksdb")]
+    rocks: Option<Arc<super::rocks::RocksStore>>,
+    /// Keys the `rocksdb` backend caches per state.
+    #[cfg(feature = "rocksdb")]
+    rocks_cache_entries: usize,
 }
 
 impl<K> fmt::Debug for KeyedStateStore<K> {
@@ -223,7 +259,79 @@ impl<K: StateKey> KeyedStateStore<K> {
             pending: BTreeMap::new(),
             timers: None,
             watermark: crate::time::Watermark::MIN,
+            local_dir: None,
+            #[cfg(feature = "rocksdb")]
+            rocks: None,
+            #[cfg(feature = "rocksdb")]
+            rocks_cache_entries: super::rocks::CACHE_ENTRIES,
         }
+    }
+
+    /// Sets the keys the `rocksdb` backend caches per state (unit tests default to 16).
+    #[cfg(all(test, feature = "rocksdb"))]
+    pub(crate) fn set_rocksdb_cache_entries(&mut self, n: usize) {
+        self.rocks_cache_entries = n;
+    }
+
+    /// Sets the directory under which the `rocksdb` backend creates this store's working
+    /// directory (Flink's `state.backend.rocksdb.localdir`; default: the temp dir). Takes
+    /// effect if no state is registered yet.
+    pub fn with_local_dir(mut self, dir: Option<PathBuf>) -> Self {
+        self.local_dir = dir;
+        self
+    }
+
+    /// The working directory of the `rocksdb` backend's DB, once a state is registered.
+    pub fn local_state_dir(&self) -> Option<&Path> {
+        #[cfg(feature = "rocksdb")]
+        if let Some(r) = &self.rocks {
+            return Some(r.dir());
+        }
+        None
+    }
+
+    /// Where a new state's storage goes; opens the DB on first use.
+    fn groups_backend(&mut self) -> Result<GroupsBackend, StateError> {
+        match self.backend {
+            StateBackendKind::HashMap => Ok(GroupsBackend::Heap),
+            #[cfg(feature = "rocksdb")]
+            StateBackendKind::RocksDb => {
+                let store = match &self.rocks {
+                    Some(r) => Arc::clone(r),
+                    None => {
+                        let r = super::rocks::RocksStore::open(
+                            &self.operator_uid,
+                            self.layout(),
+                            self.local_dir.as_deref(),
+                            self.rocks_cache_entries,
+                        )?;
+                        self.rocks = Some(Arc::clone(&r));
+                        r
+                    }
+                };
+                let tag = u16::try_from(self.states.len())
+                    .ok()
+                    .filter(|&t| t < u16::MAX)
+                    .ok_or_else(|| StateError::Backend {
+                        operator: self.operator_uid.clone(),
+                        detail: "more than 65534 keyed states in one operator".into(),
+                    })?;
+                Ok(GroupsBackend::Rocks(store, tag))
+            }
+            #[cfg(not(feature = "rocksdb"))]
+            StateBackendKind::RocksDb => Err(StateError::Backend {
+                operator: self.operator_uid.clone(),
+                detail: "this build of Weir has no rocksdb backend (the `rocksdb` feature of \
+                         the weir crate is off)"
+                    .into(),
+            }),
+        }
+    }
+
+    #[cfg(feature = "rocksdb")]
+    #[inline]
+    fn is_rocks(&self) -> bool {
+        self.backend == StateBackendKind::RocksDb
     }
 
     /// The operator this store belongs to.
@@ -254,8 +362,9 @@ impl<K: StateKey> KeyedStateStore<K> {
     /// type; [`StateError::Decode`] if restored entries do not decode as `V`.
     pub fn value<V: StateValue>(&mut self, name: &str) -> Result<ValueState<V>, StateError> {
         let n = self.key_groups.len();
+        let b = self.groups_backend()?;
         self.register(name, || ValueTable::<K, V> {
-            data: HeapGroups::new(n),
+            data: Groups::new(&b, n),
         })
         .map(ValueState::new)
     }
@@ -263,8 +372,9 @@ impl<K: StateKey> KeyedStateStore<K> {
     /// Registers (or returns) list state `name`. Errors as for [`KeyedStateStore::value`].
     pub fn list<V: StateValue>(&mut self, name: &str) -> Result<ListState<V>, StateError> {
         let n = self.key_groups.len();
+        let b = self.groups_backend()?;
         self.register(name, || ListTable::<K, V> {
-            data: HeapGroups::new(n),
+            data: Groups::new(&b, n),
         })
         .map(ListState::new)
     }
@@ -275,8 +385,9 @@ impl<K: StateKey> KeyedStateStore<K> {
         name: &str,
     ) -> Result<MapState<UK, UV>, StateError> {
         let n = self.key_groups.len();
+        let b = self.groups_backend()?;
         self.register(name, || MapTable::<K, UK, UV> {
-            data: HeapGroups::new(n),
+            data: Groups::new(&b, n),
         })
         .map(MapState::new)
     }
@@ -291,8 +402,9 @@ impl<K: StateKey> KeyedStateStore<K> {
         reduce: impl Fn(&V, &V) -> V + Send + 'static,
     ) -> Result<ReducingState<V>, StateError> {
         let n = self.key_groups.len();
+        let b = self.groups_backend()?;
         self.register(name, move || ReducingTable::<K, V> {
-            data: HeapGroups::new(n),
+            data: Groups::new(&b, n),
             reduce: Box::new(reduce),
         })
         .map(ReducingState::new)
@@ -436,6 +548,12 @@ impl<K: StateKey> KeyedStateStore<K> {
             key_group,
             offset,
         });
+        #[cfg(feature = "rocksdb")]
+        if self.is_rocks() {
+            for s in &mut self.states {
+                s.table.key_changed();
+            }
+        }
     }
 
     #[cold]
@@ -454,14 +572,34 @@ impl<K: StateKey> KeyedStateStore<K> {
     }
 
     /// Every key with an entry in the registered state `name` (none if it is not registered).
-    pub(crate) fn keys_of(&self, name: &str) -> Vec<K> {
+    ///
+    /// # Errors
+    /// [`StateError::Backend`] if a key kept by the `rocksdb` backend does not decode.
+    pub(crate) fn keys_of(&self, name: &str) -> Result<Vec<K>, StateError> {
         let mut keys = Vec::new();
-        if let Some(&index) = self.by_name.get(name) {
-            self.states[index as usize]
-                .table
-                .for_each_key(&mut |k| keys.push(k.key.clone()));
+        let Some(&index) = self.by_name.get(name) else {
+            return Ok(keys);
+        };
+        let table = &self.states[index as usize].table;
+        #[cfg(feature = "rocksdb")]
+        if self.is_rocks() {
+            // `key group (4 bytes) ++ MessagePack(key)` per key.
+            let mut encoded = HashSet::new();
+            table.encoded_keys(&mut encoded);
+            for bytes in encoded {
+                let key =
+                    rmp_serde::from_slice(bytes.get(4..).unwrap_or_default()).map_err(|e| {
+                        StateError::Backend {
+                            operator: self.operator_uid.clone(),
+                            detail: format!("a key of state `{name}` does not decode: {e}"),
+                        }
+                    })?;
+                keys.push(key);
+            }
+            return Ok(keys);
         }
-        keys
+        table.for_each_key(&mut |k| keys.push(k.key.clone()));
+        Ok(keys)
     }
 
     /// Scopes no key: handles panic until the next `set_current_key`.
@@ -483,6 +621,14 @@ impl<K: StateKey> KeyedStateStore<K> {
     /// not registered yet are not counted (their keys are still bytes). Costs a pass over all
     /// keys; for tests and statistics.
     pub fn len(&self) -> usize {
+        #[cfg(feature = "rocksdb")]
+        if self.is_rocks() && self.states.len() > 1 {
+            let mut keys = HashSet::new();
+            for s in &self.states {
+                s.table.encoded_keys(&mut keys);
+            }
+            return keys.len();
+        }
         match self.states.as_slice() {
             [] => 0,
             [only] => only.table.key_count(),
@@ -528,12 +674,27 @@ impl<K: StateKey> KeyedStateStore<K> {
     /// copies that group's map (once per capture), so memory grows by the groups written
     /// while the job is held. Any number of jobs may be outstanding.
     ///
+    /// The `rocksdb` backend writes its caches back and creates a RocksDB checkpoint (hard
+    /// links of its SST files) instead; the encoding reads that checkpoint.
+    ///
     /// # Errors
     ///
-    /// None with the `hashmap` backend; the `Result` is for backends whose capture can fail.
+    /// None with the `hashmap` backend; [`StateError::Backend`] if RocksDB cannot write or
+    /// create the checkpoint.
     pub fn snapshot_deferred(&mut self) -> Result<KeyedSnapshotJob, StateError> {
         let header = self.snapshot_header();
+        #[cfg(feature = "rocksdb")]
+        if let Some(rocks) = &self.rocks {
+            for s in &mut self.states {
+                s.table.flush()?;
+            }
+            rocks.begin_capture()?;
+        }
         let tables = self.states.iter_mut().map(|s| s.table.capture()).collect();
+        #[cfg(feature = "rocksdb")]
+        if let Some(rocks) = &self.rocks {
+            rocks.end_capture();
+        }
         let pending = self.pending.values().cloned().collect();
         Ok(KeyedSnapshotJob::new(header, tables, pending))
     }
@@ -1086,35 +1247,45 @@ mod throughput {
     #[test]
     #[ignore = "timing; run in release"]
     fn keyed_count_records_per_second() {
-        let mut s = KeyedStateStore::<u64>::new(
-            "count",
-            KeyGroupRange::all(128),
-            128,
-            StateBackendKind::HashMap,
-        );
+        keyed_count_on(StateBackendKind::HashMap, 100_000);
+        #[cfg(feature = "rocksdb")]
+        for keys in [100_000, 1_000_000] {
+            keyed_count_on(StateBackendKind::RocksDb, keys);
+        }
+    }
+
+    fn keyed_count_on(backend: StateBackendKind, keys: u64) {
+        let mut s = KeyedStateStore::<u64>::new("count", KeyGroupRange::all(128), 128, backend);
+        #[cfg(feature = "rocksdb")]
+        s.set_rocksdb_cache_entries(1 << 17);
         let count = s.value::<u64>("count").unwrap();
         let reduce = s.reducing::<u64>("sum", |a, b| a + b).unwrap();
-        let n = 20_000_000u64;
+        let n = if backend == StateBackendKind::HashMap {
+            20_000_000u64
+        } else {
+            2_000_000
+        };
         let start = std::time::Instant::now();
         for i in 0..n {
-            s.set_current_key(i.wrapping_mul(0x9e37_79b9) % 100_000);
+            s.set_current_key(i.wrapping_mul(0x9e37_79b9) % keys);
             let c = count.get(&s).copied().unwrap_or(0);
             count.update(&mut s, c + 1);
         }
         let value_rate = n as f64 / start.elapsed().as_secs_f64();
         let start = std::time::Instant::now();
         for i in 0..n {
-            s.set_current_key(i.wrapping_mul(0x9e37_79b9) % 100_000);
+            s.set_current_key(i.wrapping_mul(0x9e37_79b9) % keys);
             reduce.add(&mut s, 1);
         }
         let reduce_rate = n as f64 / start.elapsed().as_secs_f64();
         println!(
-            "value get+update: {:.1} M records/s; reducing add: {:.1} M records/s; {} keys",
+            "{backend}: value get+update: {:.1} M records/s; reducing add: {:.1} M records/s; \
+             {} keys",
             value_rate / 1e6,
             reduce_rate / 1e6,
             s.len()
         );
-        assert_eq!(s.len(), 100_000);
+        assert_eq!(s.len(), keys as usize);
     }
 
     /// `cargo test -p weir --release --lib keyed_snapshot_pause_and_encode -- --ignored --nocapture`

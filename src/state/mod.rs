@@ -29,6 +29,8 @@ mod heap;
 pub mod key_group;
 pub mod keyed;
 pub mod operator_state;
+#[cfg(feature = "rocksdb")]
+mod rocks;
 pub mod snapshot;
 mod snapshot_job;
 mod table;
@@ -42,10 +44,33 @@ mod snapshot_job_tests;
 pub use error::StateError;
 pub use key_group::KeyGroupRange;
 pub use keyed::{
-    KeyedSnapshotJob, KeyedStateStore, ListState, MapState, ReducingState, StateBackendKind,
-    StateKey, StateValue, ValueState,
+    KeyedBackend, KeyedSnapshotJob, KeyedStateStore, ListState, MapState, ReducingState,
+    StateBackendKind, StateKey, StateValue, ValueState,
 };
 pub use operator_state::{OperatorListState, OperatorStateStore};
+
+/// Waits, blocking, until no RocksDB instance of the `rocksdb` backend is open in this process
+/// (or `timeout` passed; returns whether none is). RocksDB aborts a process that exits while
+/// one is open, and a job's subtasks drop their stores on their own threads shortly after the
+/// job ends: call this before `main` returns, never on an actor's thread.
+pub fn wait_for_rocksdb_closed(timeout: std::time::Duration) -> bool {
+    #[cfg(feature = "rocksdb")]
+    {
+        let deadline = std::time::Instant::now() + timeout;
+        while rocks::open_instances() > 0 {
+            if std::time::Instant::now() >= deadline {
+                tracing::warn!(
+                    open = rocks::open_instances(),
+                    "RocksDB instances still open at exit"
+                );
+                return false;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
+    let _ = timeout;
+    true
+}
 
 /// A process-unique id for a store, so a handle used with another store is caught.
 fn next_store_id() -> u64 {

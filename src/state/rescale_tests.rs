@@ -11,6 +11,16 @@ use super::keyed::{KeyedStateStore, StateBackendKind};
 
 const MAX_P: u32 = 128;
 
+thread_local! {
+    /// The backend of the stores a test makes (each test runs on its own thread).
+    static BACKEND: std::cell::Cell<StateBackendKind> =
+        const { std::cell::Cell::new(StateBackendKind::HashMap) };
+}
+
+fn use_backend(b: StateBackendKind) {
+    BACKEND.with(|c| c.set(b));
+}
+
 fn stores(p: u32) -> Vec<KeyedStateStore<String>> {
     (0..p)
         .map(|i| {
@@ -18,7 +28,7 @@ fn stores(p: u32) -> Vec<KeyedStateStore<String>> {
                 "agg",
                 range_for_subtask(MAX_P, p, i),
                 MAX_P,
-                StateBackendKind::HashMap,
+                BACKEND.with(|b| b.get()),
             )
         })
         .collect()
@@ -187,5 +197,65 @@ proptest! {
         ops in proptest::collection::vec((0u16..64, action()), 0..300),
     ) {
         run_and_rescale(old_p, new_p, &ops);
+    }
+}
+
+/// The `rocksdb` backend rescales the same way, and its savepoints are the `hashmap` backend's:
+/// state moves between the backends in both directions while the parallelism changes.
+#[cfg(feature = "rocksdb")]
+mod on_rocksdb {
+    use super::*;
+
+    #[test]
+    fn rocksdb_rescale_1_to_3_to_2() {
+        use_backend(StateBackendKind::RocksDb);
+        let mut old = stores(1);
+        let mut model = Model::new();
+        for op in &fixed_ops(400) {
+            apply(&mut old, &mut model, op);
+        }
+        assert_holds(&mut old, &model);
+        let mut three = rescale(&old, 3);
+        assert!(three
+            .iter()
+            .all(|s| s.backend() == StateBackendKind::RocksDb));
+        assert_holds(&mut three, &model);
+        let mut two = rescale(&three, 2);
+        assert_holds(&mut two, &model);
+    }
+
+    #[test]
+    fn hashmap_to_rocksdb_and_back_while_rescaling() {
+        let ops = fixed_ops(300);
+        let mut heap = stores(2);
+        let mut model = Model::new();
+        for op in &ops {
+            apply(&mut heap, &mut model, op);
+        }
+        use_backend(StateBackendKind::RocksDb);
+        let mut rocks = rescale(&heap, 3);
+        assert_holds(&mut rocks, &model);
+        // Change the state on RocksDB, then go back to the heap.
+        for op in &fixed_ops(50) {
+            apply(&mut rocks, &mut model, &(op.0 + 1000, op.1.clone()));
+        }
+        use_backend(StateBackendKind::HashMap);
+        let mut back = rescale(&rocks, 1);
+        assert_eq!(back[0].backend(), StateBackendKind::HashMap);
+        assert_holds(&mut back, &model);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(16))]
+
+        #[test]
+        fn rocksdb_rescaling_preserves_every_key(
+            old_p in 1u32..5,
+            new_p in 1u32..7,
+            ops in proptest::collection::vec((0u16..64, action()), 0..300),
+        ) {
+            use_backend(StateBackendKind::RocksDb);
+            run_and_rescale(old_p, new_p, &ops);
+        }
     }
 }

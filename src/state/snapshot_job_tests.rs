@@ -18,8 +18,57 @@ const GOLDEN_FOUR_STATES: &[u8] = include_bytes!("testdata/keyed_v1_four_states.
 const GOLDEN_UNREGISTERED: &[u8] = include_bytes!("testdata/keyed_v1_unregistered_states.bin");
 const GOLDEN_EMPTY: &[u8] = include_bytes!("testdata/keyed_v1_empty.bin");
 
+thread_local! {
+    /// The backend of the stores a test makes (each test runs on its own thread).
+    static BACKEND: std::cell::Cell<StateBackendKind> =
+        const { std::cell::Cell::new(StateBackendKind::HashMap) };
+}
+
 fn store(range: KeyGroupRange) -> KeyedStateStore<u64> {
-    KeyedStateStore::new("counter", range, 128, StateBackendKind::HashMap)
+    KeyedStateStore::new("counter", range, 128, BACKEND.with(|b| b.get()))
+}
+
+/// The tests above, with every store on the `rocksdb` backend: its snapshots are the same
+/// bytes, and its captures are exactly the state at the capture.
+#[cfg(feature = "rocksdb")]
+mod on_rocksdb {
+    use super::*;
+
+    fn rocks() {
+        BACKEND.with(|b| b.set(StateBackendKind::RocksDb));
+    }
+
+    #[test]
+    fn golden_blobs_restore_and_are_written_byte_for_byte() {
+        rocks();
+        blobs_of_the_earlier_encoder_restore();
+        snapshots_are_byte_identical_to_the_earlier_encoder();
+        the_job_is_send_and_static();
+    }
+
+    #[test]
+    fn jobs_encode_elsewhere_and_keep_their_own_state() {
+        rocks();
+        a_job_encodes_on_another_thread_while_the_store_changes();
+        overlapping_jobs_each_keep_their_own_state();
+        restored_state_not_registered_yet_is_captured_and_registering_it_later_does_not_leak();
+        a_restore_after_the_capture_does_not_change_the_job();
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+
+        #[test]
+        fn a_rocksdb_capture_is_exactly_the_state_at_the_capture(
+            before in proptest::collection::vec(op(), 0..200),
+            between in proptest::collection::vec(op(), 0..200),
+            after in proptest::collection::vec(op(), 0..200),
+            older_first in any::<bool>(),
+        ) {
+            rocks();
+            capture_is_exact(&before, &between, &after, older_first)?;
+        }
+    }
 }
 
 /// The first 40 keys that each have a key group of their own, so every chunk holds one entry
@@ -438,34 +487,50 @@ proptest! {
         after in proptest::collection::vec(op(), 0..200),
         older_first in any::<bool>(),
     ) {
-        let mut h = Harness::new();
-        before.iter().for_each(|o| h.apply(o));
-        let (first, first_now, first_model) = h.capture();
-        between.iter().for_each(|o| h.apply(o));
-        let (second, second_now, second_model) = h.capture();
-        after.iter().for_each(|o| h.apply(o));
-
-        let (first_blob, second_blob) = if older_first {
-            (first.encode().unwrap(), second.encode().unwrap())
-        } else {
-            let second_blob = second.encode().unwrap();
-            (first.encode().unwrap(), second_blob)
-        };
-        // Byte for byte what a synchronous snapshot gave at the capture ...
-        prop_assert!(first_blob == first_now);
-        prop_assert!(second_blob == second_now);
-        // ... and the canonical encoding of what it holds (the serde structs' bytes) ...
-        for blob in [&first_blob, &second_blob] {
-            let decoded = KeyedStateSnapshot::decode(blob, "counter").unwrap();
-            prop_assert!(&decoded.encode().unwrap() == blob);
-        }
-        // ... which restores to the state at the capture.
-        prop_assert_eq!(restored(&first_blob, &h.keys), without_empty(&first_model));
-        prop_assert_eq!(restored(&second_blob, &h.keys), without_empty(&second_model));
-        // The store kept every write, shared groups or not.
-        let keys = h.keys.clone();
-        prop_assert_eq!(read_all(&mut h.store, &keys), without_empty(&h.model));
-        drop((first, second));
-        prop_assert_eq!(restored(&h.store.snapshot().unwrap(), &keys), without_empty(&h.model));
+        capture_is_exact(&before, &between, &after, older_first)?;
     }
+}
+
+fn capture_is_exact(
+    before: &[Op],
+    between: &[Op],
+    after: &[Op],
+    older_first: bool,
+) -> Result<(), TestCaseError> {
+    let mut h = Harness::new();
+    before.iter().for_each(|o| h.apply(o));
+    let (first, first_now, first_model) = h.capture();
+    between.iter().for_each(|o| h.apply(o));
+    let (second, second_now, second_model) = h.capture();
+    after.iter().for_each(|o| h.apply(o));
+
+    let (first_blob, second_blob) = if older_first {
+        (first.encode().unwrap(), second.encode().unwrap())
+    } else {
+        let second_blob = second.encode().unwrap();
+        (first.encode().unwrap(), second_blob)
+    };
+    // Byte for byte what a synchronous snapshot gave at the capture ...
+    prop_assert!(first_blob == first_now);
+    prop_assert!(second_blob == second_now);
+    // ... and the canonical encoding of what it holds (the serde structs' bytes) ...
+    for blob in [&first_blob, &second_blob] {
+        let decoded = KeyedStateSnapshot::decode(blob, "counter").unwrap();
+        prop_assert!(&decoded.encode().unwrap() == blob);
+    }
+    // ... which restores to the state at the capture.
+    prop_assert_eq!(restored(&first_blob, &h.keys), without_empty(&first_model));
+    prop_assert_eq!(
+        restored(&second_blob, &h.keys),
+        without_empty(&second_model)
+    );
+    // The store kept every write, shared groups or not.
+    let keys = h.keys.clone();
+    prop_assert_eq!(read_all(&mut h.store, &keys), without_empty(&h.model));
+    drop((first, second));
+    prop_assert_eq!(
+        restored(&h.store.snapshot().unwrap(), &keys),
+        without_empty(&h.model)
+    );
+    Ok(())
 }

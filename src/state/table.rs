@@ -150,4 +150,19 @@ pub(crate) trait KeyedTable<K>: Any + Send {
 
     /// Installs what [`KeyedTable::prepare_restore`] of this table returned.
     fn commit_restore(&mut self, prepared: Prepared);
+
+    /// The store's current key changed (called by on-disk backends' stores only).
+    #[cfg(feature = "rocksdb")]
+    fn key_changed(&mut self) {}
+
+    /// Writes buffered changes to the backend's storage (before a capture).
+    #[cfg(feature = "rocksdb")]
+    fn flush(&mut self) -> Result<(), super::StateError> {
+        Ok(())
+    }
+
+    /// Adds every key with an entry, encoded, to `out` (for backends whose keys are bytes,
+    /// which cannot lend `&HashedKey`s to [`KeyedTable::for_each_key`]).
+    #[cfg(feature = "rocksdb")]
+    fn encoded_keys(&self, _out: &mut std::collections::HashSet<Vec<u8>>) {}
 }

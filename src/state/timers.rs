@@ -101,7 +101,7 @@ impl<K: StateKey> KeyedStateStore<K> {
         }
         let state = self.ensure_timers()?.state;
         let mut queue = TimerQueue::default();
-        for key in self.keys_of(TIMERS_STATE) {
+        for key in self.keys_of(TIMERS_STATE)? {
             self.set_current_key(key.clone());
             let group = self.current_key_group().expect("set above");
             for &(domain, timestamp) in state.keys(self) {

@@ -75,6 +75,15 @@ fn counting(
     time: WindowTime<Rec>,
     lateness_ms: i64,
 ) -> impl Fn(u32, u32) -> Box<dyn VertexRuntime> {
+    counting_in(assigner, time, lateness_ms, StateBackendKind::HashMap)
+}
+
+fn counting_in(
+    assigner: WindowAssigner,
+    time: WindowTime<Rec>,
+    lateness_ms: i64,
+    backend: StateBackendKind,
+) -> impl Fn(u32, u32) -> Box<dyn VertexRuntime> {
     move |index, parallelism| {
         let info = SubtaskInfo {
             uid: "windows".into(),
@@ -95,11 +104,7 @@ fn counting(
             |k: &u32, w: &TimeWindow, n: u64| (*k, w.start, w.end, n),
         ));
         let op = WindowOperator::new(assigner, time.clone(), lateness_ms, f);
-        let factory = keyed_factory::<u32, Rec, Out, _>(
-            op,
-            Arc::new(|r: &Rec| r.0),
-            StateBackendKind::HashMap,
-        );
+        let factory = keyed_factory::<u32, Rec, Out, _>(op, Arc::new(|r: &Rec| r.0), backend);
         factory(&info, &[edge], 1 << 20).unwrap()
     }
 }
@@ -219,7 +224,21 @@ fn session_windows_merge_per_key_and_fire_after_the_gap() {
 
 #[test]
 fn timers_are_state_a_restored_subtask_fires_exactly_what_had_not_fired() {
-    let make = counting(tumbling(10), event_time(), 0);
+    timers_are_state_in(StateBackendKind::HashMap, StateBackendKind::HashMap);
+}
+
+#[cfg(feature = "rocksdb")]
+#[test]
+fn timers_are_state_in_rocksdb_too_and_move_between_backends() {
+    timers_are_state_in(StateBackendKind::RocksDb, StateBackendKind::RocksDb);
+    timers_are_state_in(StateBackendKind::RocksDb, StateBackendKind::HashMap);
+    timers_are_state_in(StateBackendKind::HashMap, StateBackendKind::RocksDb);
+}
+
+/// Snapshots in `backend`, restores (and rescales) in `then`.
+fn timers_are_state_in(backend: StateBackendKind, then: StateBackendKind) {
+    let make = counting_in(tumbling(10), event_time(), 0, backend);
+    let make_restored = counting_in(tumbling(10), event_time(), 0, then);
     let mut v = make(0, 1);
     v.open(&RestoredState::default()).unwrap();
     feed(v.as_mut(), (0..20).map(|k| (k, i64::from(k))).collect());
@@ -230,7 +249,7 @@ fn timers_are_state_a_restored_subtask_fires_exactly_what_had_not_fired() {
     assert_eq!(watermark(v.as_mut(), 100), expected_rest);
 
     // Restored at parallelism 1 and rescaled to 2: the rest fires once, nothing fires again.
-    let mut one = make(0, 1);
+    let mut one = make_restored(0, 1);
     one.open(&saved).unwrap();
     assert_eq!(
         watermark(one.as_mut(), 9),
@@ -240,7 +259,7 @@ fn timers_are_state_a_restored_subtask_fires_exactly_what_had_not_fired() {
     assert_eq!(watermark(one.as_mut(), 100), expected_rest);
     let mut both = Vec::new();
     for i in 0..2 {
-        let mut half = make(i, 2);
+        let mut half = make_restored(i, 2);
         half.open(&saved).unwrap();
         both.extend(watermark(half.as_mut(), 100));
     }

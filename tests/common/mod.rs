@@ -13,6 +13,7 @@ use weir_actors::weir::connectors::sequence::SequenceSource;
 use weir_actors::weir::functions::Count;
 use weir_actors::weir::graph::JobGraph;
 use weir_actors::weir::restart::RestartStrategy;
+use weir_actors::weir::state::StateBackendKind;
 use weir_actors::weir::stream::StreamEnvironment;
 use weir_actors::weir::time::WatermarkStrategy;
 use weir_actors::weir::window::{AggregateFunction, TimeWindow, WindowAssigner};
@@ -44,6 +45,10 @@ pub struct CountJob {
     /// Instead of the running count: event-time tumbling windows of this many ms (record `v` at
     /// `v` ms), each emitting `(key, window start × 1000 + count)` when it fires.
     pub window_ms: Option<u64>,
+    /// The keyed state backend of the count (hashmap by default), and the rocksdb backend's
+    /// local directory (`None`: the temp dir).
+    pub backend: StateBackendKind,
+    pub local_dir: Option<std::path::PathBuf>,
 }
 
 impl CountJob {
@@ -62,6 +67,8 @@ impl CountJob {
             output: dir.join("out"),
             fail_at: Arc::default(),
             window_ms: None,
+            backend: StateBackendKind::HashMap,
+            local_dir: None,
         }
     }
 
@@ -84,6 +91,10 @@ impl CountJob {
         let env = StreamEnvironment::new("keyed count");
         env.set_parallelism(self.parallelism);
         env.set_checkpoint_config(config);
+        env.set_state_backend(self.backend);
+        if let Some(dir) = &self.local_dir {
+            env.set_state_local_dir(dir);
+        }
         env.set_restart_strategy(RestartStrategy::FixedDelay {
             attempts: 20,
             delay: Duration::from_millis(5),

@@ -65,6 +65,15 @@ pub struct Skew {
     pub micros_per_batch: u64,
 }
 
+/// The keyed state backend of every job: `WEIR_BENCH_BACKEND` (set by `--backend`, inherited
+/// by the measuring child processes), hashmap by default.
+pub fn backend() -> StateBackendKind {
+    std::env::var("WEIR_BENCH_BACKEND")
+        .ok()
+        .and_then(|b| b.parse().ok())
+        .unwrap_or_default()
+}
+
 fn chaining_default() -> bool {
     true
 }
@@ -181,6 +190,9 @@ impl CountJob {
     /// A short label for tables, e.g. `p=1, exactly-once 1 s`.
     pub fn label(&self) -> String {
         let mut s = format!("p={}, ", self.parallelism);
+        if backend() != StateBackendKind::HashMap {
+            s = format!("{}, {s}", backend());
+        }
         match self.checkpointing {
             Checkpointing::Off => s.push_str("checkpoints off"),
             c => s.push_str(&format!(
@@ -275,7 +287,7 @@ impl CountJob {
             env.disable_operator_chaining();
         }
         env.set_checkpoint_config(self.checkpoint_config(checkpoint_dir));
-        env.set_state_backend(StateBackendKind::HashMap);
+        env.set_state_backend(backend());
         env.set_restart_strategy(RestartStrategy::None);
         if let Some(b) = self.batch_size {
             env.set_batch_size(b);

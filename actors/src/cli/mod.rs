@@ -87,6 +87,9 @@ pub fn main(
         Command::Checkpoint(a) => client::checkpoint(a).map(|()| ExitCode::SUCCESS),
         Command::Checkpoints(a) => inspect::checkpoints(a).map(|()| ExitCode::SUCCESS),
     };
+    // RocksDB aborts a process that exits with an instance open: let the subtasks' threads drop
+    // theirs first (bounded).
+    weir::state::wait_for_rocksdb_closed(std::time::Duration::from_secs(10));
     result.unwrap_or_else(|e: CliError| {
         eprintln!("error: {e}");
         e.exit_code()
