@@ -24,7 +24,7 @@ use weir_actors::weir::state::StateBackendKind;
 use weir_actors::weir::status::JobStatus;
 use weir_actors::weir::stream::StreamEnvironment;
 use weir_actors::weir::time::WatermarkStrategy;
-use weir_actors::weir::window::{AggregateFunction, TimeWindow, WindowAssigner};
+use weir_actors::weir::window::{CountAggregate, TimeWindow, WindowAssigner};
 use weir_actors::{run, submit, JobOptions, RestoreSettings};
 
 const RECORDS: u64 = 30_000;
@@ -36,26 +36,6 @@ const DISORDER_MS: i64 = 40;
 /// The event time of record `v`: `v` ms, minus a deterministic jitter below [`DISORDER_MS`].
 fn timestamp(v: u64) -> i64 {
     v as i64 - ((v.wrapping_mul(2_654_435_761) >> 7) % DISORDER_MS as u64) as i64
-}
-
-#[derive(Clone)]
-struct Count;
-
-impl AggregateFunction<u64> for Count {
-    type Acc = u64;
-    type Out = u64;
-    fn create_accumulator(&self) -> u64 {
-        0
-    }
-    fn add(&self, _v: u64, acc: &mut u64) {
-        *acc += 1;
-    }
-    fn get_result(&self, acc: &u64) -> u64 {
-        *acc
-    }
-    fn merge(&self, a: u64, b: u64) -> u64 {
-        a + b
-    }
 }
 
 /// `(key, window start, count)`.
@@ -109,9 +89,11 @@ fn windowed_job_in(
     .key_by(|v: &u64| v % KEYS)
     .window(WindowAssigner::tumbling(Duration::from_millis(WINDOW_MS as u64)).unwrap())
     .event_time(|v: &u64| timestamp(*v))
-    .aggregate("windows", Count, |k: &u64, w: &TimeWindow, n: u64| {
-        (*k, w.start, n)
-    })
+    .aggregate(
+        "windows",
+        CountAggregate,
+        |k: &u64, w: &TimeWindow, n: u64| (*k, w.start, n),
+    )
     .add_sink("sink", ExactlyOnceFileSink::new(dir.join("out")));
     env.build().expect("valid graph")
 }

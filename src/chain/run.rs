@@ -228,15 +228,7 @@ impl Chain {
         watermark: Watermark,
         ready: &mut Vec<OutBatch>,
     ) -> Result<(), OperatorError> {
-        for i in 0..self.members.len() {
-            let mut out = Vec::new();
-            let m = &mut self.members[i];
-            m.runtime
-                .on_watermark(watermark, &mut out)
-                .map_err(|e| named(&m.uid, e))?;
-            self.pass_on(i, out, ready)?;
-        }
-        Ok(())
+        self.each_member(ready, |runtime, out| runtime.on_watermark(watermark, out))
     }
 
     /// When the earliest processing-time timer of any member is due (milliseconds since the
@@ -258,15 +250,9 @@ impl Chain {
         now_ms: i64,
         ready: &mut Vec<OutBatch>,
     ) -> Result<(), OperatorError> {
-        for i in 0..self.members.len() {
-            let mut out = Vec::new();
-            let m = &mut self.members[i];
-            m.runtime
-                .on_processing_time(now_ms, &mut out)
-                .map_err(|e| named(&m.uid, e))?;
-            self.pass_on(i, out, ready)?;
-        }
-        Ok(())
+        self.each_member(ready, |runtime, out| {
+            runtime.on_processing_time(now_ms, out)
+        })
     }
 
     /// Finishes every member, head first: what one emits on finishing is processed (and
@@ -275,10 +261,19 @@ impl Chain {
     /// # Errors
     /// The member that failed, named.
     pub fn finish(&mut self, ready: &mut Vec<OutBatch>) -> Result<(), OperatorError> {
+        self.each_member(ready, |runtime, out| runtime.finish(out))
+    }
+
+    /// Runs `f` on every member, head first; what one emits is processed by the rest.
+    fn each_member(
+        &mut self,
+        ready: &mut Vec<OutBatch>,
+        mut f: impl FnMut(&mut dyn VertexRuntime, &mut Vec<OutBatch>) -> Result<(), OperatorError>,
+    ) -> Result<(), OperatorError> {
         for i in 0..self.members.len() {
             let mut out = Vec::new();
             let m = &mut self.members[i];
-            m.runtime.finish(&mut out).map_err(|e| named(&m.uid, e))?;
+            f(m.runtime.as_mut(), &mut out).map_err(|e| named(&m.uid, e))?;
             self.pass_on(i, out, ready)?;
         }
         Ok(())

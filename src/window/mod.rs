@@ -34,6 +34,27 @@ pub trait AggregateFunction<I>: Clone + Send + 'static {
     fn merge(&self, a: Self::Acc, b: Self::Acc) -> Self::Acc;
 }
 
+/// Counts a window's records (`u64`), whatever they are.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CountAggregate;
+
+impl<I> AggregateFunction<I> for CountAggregate {
+    type Acc = u64;
+    type Out = u64;
+    fn create_accumulator(&self) -> u64 {
+        0
+    }
+    fn add(&self, _input: I, acc: &mut u64) {
+        *acc += 1;
+    }
+    fn get_result(&self, acc: &u64) -> u64 {
+        *acc
+    }
+    fn merge(&self, a: u64, b: u64) -> u64 {
+        a + b
+    }
+}
+
 type Emit<K, T, O> = Arc<dyn Fn(&K, &TimeWindow, T) -> O + Send + Sync>;
 type EmitRef<K, I, O> = Arc<dyn Fn(&K, &TimeWindow, &I) -> O + Send + Sync>;
 type ReduceFn<I> = Arc<dyn Fn(&I, &I) -> I + Send + Sync>;

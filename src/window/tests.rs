@@ -18,29 +18,9 @@ type Rec = (u32, i64);
 /// `(key, window start, window end, count)`.
 type Out = (u32, i64, i64, u64);
 
-#[derive(Clone)]
-struct Count;
-
-impl AggregateFunction<Rec> for Count {
-    type Acc = u64;
-    type Out = u64;
-    fn create_accumulator(&self) -> u64 {
-        0
-    }
-    fn add(&self, _input: Rec, acc: &mut u64) {
-        *acc += 1;
-    }
-    fn get_result(&self, acc: &u64) -> u64 {
-        *acc
-    }
-    fn merge(&self, a: u64, b: u64) -> u64 {
-        a + b
-    }
-}
-
 /// Counts per window; late records come out as `(key, -1, -1, timestamp)`.
 #[derive(Clone)]
-struct CountOrLate(AggregateWindow<u32, Count, Rec, Out>);
+struct CountOrLate(AggregateWindow<u32, CountAggregate, Rec, Out>);
 
 impl WindowFunction<u32, Rec, Out> for CountOrLate {
     type Acc = u64;
@@ -100,7 +80,7 @@ fn counting_in(
             downstream_max_parallelism: 128,
         };
         let f = CountOrLate(AggregateWindow::new(
-            Count,
+            CountAggregate,
             |k: &u32, w: &TimeWindow, n: u64| (*k, w.start, w.end, n),
         ));
         let op = WindowOperator::new(assigner, time.clone(), lateness_ms, f);

@@ -16,7 +16,7 @@ use weir_actors::weir::restart::RestartStrategy;
 use weir_actors::weir::state::StateBackendKind;
 use weir_actors::weir::stream::StreamEnvironment;
 use weir_actors::weir::time::WatermarkStrategy;
-use weir_actors::weir::window::{AggregateFunction, TimeWindow, WindowAssigner};
+use weir_actors::weir::window::{CountAggregate, TimeWindow, WindowAssigner};
 
 pub mod kafka;
 pub mod process;
@@ -128,9 +128,11 @@ impl CountJob {
             Some(ms) => keyed
                 .window(WindowAssigner::tumbling(Duration::from_millis(ms)).unwrap())
                 .event_time(|v: &u64| *v as i64)
-                .aggregate("count", WindowCount, |k: &u64, w: &TimeWindow, n: u64| {
-                    (*k, w.start as u64 * 1000 + n)
-                }),
+                .aggregate(
+                    "count",
+                    CountAggregate,
+                    |k: &u64, w: &TimeWindow, n: u64| (*k, w.start as u64 * 1000 + n),
+                ),
         };
         let counted = match self.throttle {
             Some((every, pause)) => counted.map("throttle", move |c: (u64, u64)| {
@@ -190,27 +192,6 @@ impl CountJob {
             v.sort_unstable();
         }
         c
-    }
-}
-
-/// Counts a window's records.
-#[derive(Clone)]
-struct WindowCount;
-
-impl AggregateFunction<u64> for WindowCount {
-    type Acc = u64;
-    type Out = u64;
-    fn create_accumulator(&self) -> u64 {
-        0
-    }
-    fn add(&self, _: u64, acc: &mut u64) {
-        *acc += 1;
-    }
-    fn get_result(&self, acc: &u64) -> u64 {
-        *acc
-    }
-    fn merge(&self, a: u64, b: u64) -> u64 {
-        a + b
     }
 }
 

@@ -27,7 +27,7 @@ use weir_actors::weir::state::keyed::StateBackendKind;
 use weir_actors::weir::state::operator_state::OperatorStateStore;
 use weir_actors::weir::stream::StreamEnvironment;
 use weir_actors::weir::time::WatermarkStrategy;
-use weir_actors::weir::window::{AggregateFunction, TimeWindow, WindowAssigner};
+use weir_actors::weir::window::{CountAggregate, TimeWindow, WindowAssigner};
 
 /// Whether and how the job checkpoints.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -120,27 +120,6 @@ pub struct CountJob {
 
 /// Records per millisecond of event time in the window jobs.
 pub const RECORDS_PER_MS: u64 = 1000;
-
-/// Counts a window's records.
-#[derive(Clone)]
-struct CountAgg;
-
-impl AggregateFunction<u64> for CountAgg {
-    type Acc = u64;
-    type Out = u64;
-    fn create_accumulator(&self) -> u64 {
-        0
-    }
-    fn add(&self, _: u64, acc: &mut u64) {
-        *acc += 1;
-    }
-    fn get_result(&self, acc: &u64) -> u64 {
-        *acc
-    }
-    fn merge(&self, a: u64, b: u64) -> u64 {
-        a + b
-    }
-}
 
 impl CountJob {
     /// The throughput configuration: `records` records over `keys` keys, checkpoints every 1 s.
@@ -327,7 +306,11 @@ impl CountJob {
             Some(ms) => keyed
                 .window(WindowAssigner::tumbling(Duration::from_millis(ms)).expect("a window"))
                 .event_time(|v: &u64| (v / RECORDS_PER_MS) as i64)
-                .aggregate("count", CountAgg, |k: &u64, _: &TimeWindow, n: u64| (*k, n)),
+                .aggregate(
+                    "count",
+                    CountAggregate,
+                    |k: &u64, _: &TimeWindow, n: u64| (*k, n),
+                ),
         };
         counted.add_sink(
             "checksum",
