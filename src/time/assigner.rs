@@ -40,8 +40,12 @@ impl<T> SourceTime<T> {
     ) -> Result<Self, StateError> {
         let state = store.union_list::<i64>(SOURCE_WATERMARK_STATE)?;
         let mut watermarks = SourceWatermarks::new(strategy.generator, strategy.idleness, now);
-        if let Some(min) = state.get_ref(store).iter().min() {
-            watermarks.restore(Watermark(*min));
+        // `i64::MIN`: an old subtask that had no watermark yet, so neither has this one (it
+        // may read that subtask's split).
+        if let Some(&min) = state.get_ref(store).iter().min() {
+            if min != i64::MIN {
+                watermarks.restore(Watermark(min));
+            }
         }
         Ok(Self {
             timestamps: strategy.timestamps.clone(),
@@ -75,10 +79,11 @@ impl<T> SourceTime<T> {
         self.watermarks.current()
     }
 
-    /// At the barrier: the current watermark into the operator state.
+    /// At the barrier: the current watermark into the operator state (`i64::MIN` before the
+    /// first: every subtask writes an entry, so a restore sees that one had none).
     pub fn snapshot(&self, store: &mut OperatorStateStore) {
-        let entries = self.current().map(|w| vec![w.0]).unwrap_or_default();
-        self.state.update(store, entries);
+        let entry = self.current().map_or(i64::MIN, |w| w.0);
+        self.state.update(store, vec![entry]);
     }
 }
 
@@ -140,6 +145,25 @@ mod tests {
                 Some(WatermarkEvent::Advance(Watermark(189))),
                 "the restored watermark is emitted on the first poll"
             );
+        }
+    }
+
+    /// One old subtask had no watermark yet (it had not polled): the restored subtasks have
+    /// none either — any of them may read its split, whose records may be older than the others'
+    /// watermarks. (A fault schedule lost records to lateness before this.)
+    #[test]
+    fn one_old_subtask_without_a_watermark_restores_none() {
+        let blobs = [
+            snapshot_of(Some(7_000)),
+            snapshot_of(None),
+            snapshot_of(Some(4_000)),
+        ];
+        let blobs: Vec<&[u8]> = blobs.iter().map(Vec::as_slice).collect();
+        for index in 0..3 {
+            let mut store = OperatorStateStore::for_operator("src");
+            store.restore(&blobs, index, 3).unwrap();
+            let time = SourceTime::open(&strategy(), &mut store, Instant::now()).unwrap();
+            assert_eq!(time.current(), None, "subtask {index}");
         }
     }
 
