@@ -17,7 +17,6 @@ use weir_actors::weir::checkpoint::{CheckpointConfig, StorageConfig};
 use weir_actors::weir::connectors::file_sink::{committed_lines, ExactlyOnceFileSink};
 use weir_actors::weir::connectors::sequence::SequenceSource;
 use weir_actors::weir::operator::{Operator, OperatorError};
-use weir_actors::weir::restart::RestartStrategy;
 use weir_actors::weir::status::JobStatus;
 use weir_actors::weir::stream::{DataStream, StreamEnvironment};
 use weir_actors::weir::time::{Watermark, WatermarkStrategy};
@@ -76,20 +75,8 @@ fn job(
     fail_at: Arc<Mutex<BTreeSet<u64>>>,
     seen: &Arc<Seen>,
 ) -> weir_actors::weir::graph::JobGraph {
-    let env = StreamEnvironment::new("event time");
-    env.set_parallelism(2);
+    let env = common::checkpointed_env("event time", dir, 2);
     env.set_batch_size(64);
-    env.set_checkpoint_config(CheckpointConfig {
-        interval: Some(Duration::from_millis(20)),
-        storage: StorageConfig::FileSystem {
-            dir: dir.join("checkpoints").display().to_string(),
-        },
-        ..CheckpointConfig::default()
-    });
-    env.set_restart_strategy(RestartStrategy::FixedDelay {
-        attempts: 10,
-        delay: Duration::from_millis(5),
-    });
     let strategy =
         WatermarkStrategy::for_monotonous_timestamps().with_timestamp_assigner(|v: &u64| *v as i64);
     let check = Check {

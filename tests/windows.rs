@@ -13,12 +13,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use weir_actors::weir::checkpoint::{CheckpointConfig, StorageConfig};
 use weir_actors::weir::connectors::file_sink::{committed_lines, ExactlyOnceFileSink};
 use weir_actors::weir::connectors::sequence::SequenceSource;
 use weir_actors::weir::graph::JobGraph;
 use weir_actors::weir::operator::{OperatorError, Source, SourcePoll, SubtaskInfo};
-use weir_actors::weir::restart::RestartStrategy;
 use weir_actors::weir::state::operator_state::OperatorStateStore;
 use weir_actors::weir::state::StateBackendKind;
 use weir_actors::weir::status::JobStatus;
@@ -53,24 +51,12 @@ fn windowed_job_in(
     fail_at: Arc<Mutex<HashSet<u64>>>,
     backend: StateBackendKind,
 ) -> JobGraph {
-    let env = StreamEnvironment::new("windowed count");
-    env.set_parallelism(parallelism);
+    let env = common::checkpointed_env("windowed count", dir, parallelism);
     env.set_state_backend(backend);
     env.set_state_local_dir(dir.join("rocksdb"));
     env.set_batch_size(128);
     // Fewer watermarks than records batches: windows fire on a 30 ms beat.
     env.set_auto_watermark_interval(Duration::from_millis(30));
-    env.set_checkpoint_config(CheckpointConfig {
-        interval: Some(Duration::from_millis(20)),
-        storage: StorageConfig::FileSystem {
-            dir: dir.join("checkpoints").display().to_string(),
-        },
-        ..CheckpointConfig::default()
-    });
-    env.set_restart_strategy(RestartStrategy::FixedDelay {
-        attempts: 10,
-        delay: Duration::from_millis(5),
-    });
     // The bound covers the jitter: no record is late in any run, so every run's windows agree.
     let strategy =
         WatermarkStrategy::for_bounded_out_of_orderness(Duration::from_millis(DISORDER_MS as u64))
@@ -230,15 +216,7 @@ fn processing_time_windows_fire_from_the_clock_while_the_source_is_paused() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
     let release = Arc::new(AtomicBool::new(false));
-    let env = StreamEnvironment::new("processing-time windows");
-    env.set_parallelism(1);
-    env.set_checkpoint_config(CheckpointConfig {
-        interval: Some(Duration::from_millis(20)),
-        storage: StorageConfig::FileSystem {
-            dir: dir.path().join("checkpoints").display().to_string(),
-        },
-        ..CheckpointConfig::default()
-    });
+    let env = common::checkpointed_env("processing-time windows", dir.path(), 1);
     env.add_source(
         "paused",
         Paused {
@@ -412,20 +390,8 @@ fn burst_key(v: u64) -> u64 {
 fn a_keyed_process_function_s_timers_fire_exactly_once_across_failures_and_a_rescale() {
     let dir = tempfile::tempdir().unwrap();
     let build = |parallelism: u32, fail_at: Arc<Mutex<HashSet<u64>>>| {
-        let env = StreamEnvironment::new("burst ends");
-        env.set_parallelism(parallelism);
+        let env = common::checkpointed_env("burst ends", dir.path(), parallelism);
         env.set_batch_size(64);
-        env.set_checkpoint_config(CheckpointConfig {
-            interval: Some(Duration::from_millis(20)),
-            storage: StorageConfig::FileSystem {
-                dir: dir.path().join("checkpoints").display().to_string(),
-            },
-            ..CheckpointConfig::default()
-        });
-        env.set_restart_strategy(RestartStrategy::FixedDelay {
-            attempts: 10,
-            delay: Duration::from_millis(5),
-        });
         // One source subtask: each key's records arrive in time order.
         env.add_source_with_watermarks(
             "numbers",

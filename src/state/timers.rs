@@ -204,10 +204,10 @@ impl<K: StateKey> TimerService<'_, K> {
             .as_mut()
             .expect("ensured by timer_service");
         let state = t.state;
-        if t.queue.register(domain, group, key, timestamp) {
-            state.put(self.store, (domain, timestamp), ());
-        } else if !state.contains(self.store, &(domain, timestamp)) {
-            // Taken from the index to fire and re-registered by a callback before it fired.
+        // Not new in the index but gone from state: taken to fire, and re-registered by a
+        // callback before it fired.
+        let added = t.queue.register(domain, group, key, timestamp);
+        if added || !state.contains(self.store, &(domain, timestamp)) {
             state.put(self.store, (domain, timestamp), ());
         }
     }

@@ -23,6 +23,25 @@ pub mod process;
 pub mod s3;
 pub mod served;
 
+/// A job environment for the failure-injection tests: `parallelism`, checkpoints every 20 ms
+/// into `dir/checkpoints`, up to 10 restarts 5 ms apart.
+pub fn checkpointed_env(name: &str, dir: &std::path::Path, parallelism: u32) -> StreamEnvironment {
+    let env = StreamEnvironment::new(name);
+    env.set_parallelism(parallelism);
+    env.set_checkpoint_config(CheckpointConfig {
+        interval: Some(Duration::from_millis(20)),
+        storage: StorageConfig::FileSystem {
+            dir: dir.join("checkpoints").display().to_string(),
+        },
+        ..CheckpointConfig::default()
+    });
+    env.set_restart_strategy(RestartStrategy::FixedDelay {
+        attempts: 10,
+        delay: Duration::from_millis(5),
+    });
+    env
+}
+
 /// Record values at which the `inject` operator panics, once each.
 pub type FailPoints = Arc<Mutex<HashSet<u64>>>;
 
